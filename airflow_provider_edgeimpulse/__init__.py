@@ -1,0 +1,3 @@
+"""Apache Airflow provider for Edge Impulse Studio."""
+
+__version__ = "0.1.0"

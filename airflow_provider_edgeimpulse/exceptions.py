@@ -1,0 +1,68 @@
+"""The provider's error model: one API error type, plus the outcomes a wait can end in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.providers.common.compat.sdk import AirflowException
+
+_BODY_PREVIEW_CHARS = 200
+
+
+class EdgeImpulseAPIError(AirflowException):
+    """
+    A call to Edge Impulse (Studio or ingestion) did not succeed.
+
+    Raised for a non-2xx status, for HTTP 200 with ``success: false``, and for a body that is not JSON.
+    The message names the method, the path (never the query string, which may carry filters but no
+    secrets, nor any header) and Edge Impulse's own ``error`` text.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        method: str | None = None,
+        path: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        self.status = status
+        self.method = method
+        self.path = path
+        self.error = error
+        super().__init__(message)
+
+    @classmethod
+    def from_response(
+        cls, *, status: int, method: str, path: str, body: Any, text: str | None = None
+    ) -> EdgeImpulseAPIError:
+        """Build the error for a response that failed, from its decoded body or its raw text."""
+        error = None
+        if isinstance(body, dict) and isinstance(body.get("error"), str):
+            error = body["error"]
+        where = f"{method} {path}"
+        if error:
+            message = f"Edge Impulse {where} failed with HTTP {status}: {error}"
+        elif text is not None:
+            preview = text[:_BODY_PREVIEW_CHARS].strip() or "<empty body>"
+            message = f"Edge Impulse {where} answered HTTP {status} with a body that is not JSON: {preview!r}"
+        else:
+            message = f"Edge Impulse {where} failed with HTTP {status}"
+        return cls(message, status=status, method=method, path=path, error=error)
+
+    @property
+    def is_unauthorized(self) -> bool:
+        return self.status == 401
+
+
+class EdgeImpulseConnectionError(AirflowException):
+    """The connection's settings are missing or invalid (raised before any request is made)."""
+
+
+class EdgeImpulseJobTimeout(AirflowException):
+    """A wait for an Edge Impulse job reached its deadline before the job finished."""
+
+    def __init__(self, message: str, *, job_id: int) -> None:
+        self.job_id = job_id
+        super().__init__(message)

@@ -1,0 +1,187 @@
+"""
+Turn an Airflow connection into the settings a client needs, for the sync hook and async code alike.
+
+Kept free of I/O and of Airflow's connection lookup so both the worker path (``get_connection``) and the
+triggerer path (``get_async_connection``) share one parser and one set of error messages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+from urllib.parse import urlsplit
+
+from airflow_provider_edgeimpulse.exceptions import EdgeImpulseConnectionError
+
+DEFAULT_STUDIO_URL = "https://studio.edgeimpulse.com"
+DEFAULT_INGESTION_URL = "https://ingestion.edgeimpulse.com"
+DEFAULT_TIMEOUT_S = 60.0
+_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
+
+
+class AuthType(str, Enum):
+    API_KEY = "api_key"
+    JWT = "jwt"
+    JWT_COOKIE = "jwt_cookie"
+
+
+@dataclass(frozen=True)
+class EdgeImpulseCredentials:
+    """Everything needed to talk to one Edge Impulse Studio as one principal. Secrets never show in repr."""
+
+    studio_url: str
+    auth_type: AuthType
+    api_key: str | None = field(default=None, repr=False)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    project_id: int | None = None
+    ingestion_url: str = DEFAULT_INGESTION_URL
+    timeout: float = DEFAULT_TIMEOUT_S
+
+    @property
+    def api_base(self) -> str:
+        """Base of every REST path (``/api/...``, ``/api-login``)."""
+        return f"{self.studio_url}/v1"
+
+    @property
+    def socket_url(self) -> str:
+        """The Socket.IO endpoint on the Studio host (``ws`` for ``http`` hosts, ``wss`` otherwise)."""
+        parts = urlsplit(self.studio_url)
+        scheme = "ws" if parts.scheme == "http" else "wss"
+        return f"{scheme}://{parts.netloc}/socket.io/"
+
+    @property
+    def fingerprint(self) -> str:
+        """A stable, non-reversible identity of (host, principal) for sharing sockets between waits."""
+        principal = self.api_key if self.auth_type is AuthType.API_KEY else f"{self.username}\0{self.password}"
+        digest = hashlib.sha256(f"{self.studio_url}\0{self.auth_type.value}\0{principal}".encode())
+        return digest.hexdigest()[:16]
+
+    def secrets(self) -> list[str]:
+        """The secret values this principal holds, for masking."""
+        return [s for s in (self.api_key, self.password) if s]
+
+
+def normalize_base_url(value: str | None, default: str, *, port: int | None = None) -> str:
+    """
+    Accept ``https://host``, ``host``, ``host:port`` or ``http://127.0.0.1:4810/``; return ``scheme://host[:port]``.
+
+    A host without a scheme gets https, except loopback hosts (a local emulator), which get http.
+    """
+    raw = (value or "").strip()
+    if not raw:
+        return default
+    if "://" not in raw:
+        host_only = raw.split("/")[0]
+        bare = host_only.rsplit(":", 1)[0] if host_only.count(":") == 1 else host_only
+        scheme = "http" if bare in _LOOPBACK_HOSTS else "https"
+        raw = f"{scheme}://{raw}"
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise EdgeImpulseConnectionError(f"Edge Impulse host {value!r} is not an http(s) URL or host name")
+    netloc = parts.netloc
+    if port and parts.port is None:
+        netloc = f"{netloc}:{port}"
+    return f"{parts.scheme}://{netloc}"
+
+
+def _parse_project_id(value: Any) -> int | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool):
+        raise EdgeImpulseConnectionError(f"project_id must be a positive integer, got {value!r}")
+    try:
+        project_id = int(str(value).strip())
+    except ValueError:
+        raise EdgeImpulseConnectionError(f"project_id must be a positive integer, got {value!r}") from None
+    if project_id <= 0:
+        raise EdgeImpulseConnectionError(f"project_id must be a positive integer, got {value!r}")
+    return project_id
+
+
+def parse_project_id(value: Any) -> int | None:
+    """Validate a project id given by a user (int or numeric string); ``None`` when not given."""
+    return _parse_project_id(value)
+
+
+def _parse_timeout(value: Any) -> float:
+    if value in (None, ""):
+        return DEFAULT_TIMEOUT_S
+    try:
+        timeout = float(value)
+    except (TypeError, ValueError):
+        raise EdgeImpulseConnectionError(f"timeout must be a positive number of seconds, got {value!r}") from None
+    if timeout <= 0:
+        raise EdgeImpulseConnectionError(f"timeout must be a positive number of seconds, got {value!r}")
+    return timeout
+
+
+def credentials_from_fields(
+    *,
+    host: str | None,
+    port: int | None = None,
+    login: str | None,
+    password: str | None,
+    extra: dict[str, Any],
+    conn_id: str = "?",
+) -> EdgeImpulseCredentials:
+    """Validate connection fields and extras; every error names the connection and the offending value."""
+    raw_auth = str(extra.get("auth_type") or AuthType.API_KEY.value).strip().lower()
+    try:
+        auth_type = AuthType(raw_auth)
+    except ValueError:
+        allowed = ", ".join(a.value for a in AuthType)
+        raise EdgeImpulseConnectionError(
+            f"Connection {conn_id!r}: unknown auth_type {raw_auth!r} (expected one of: {allowed})"
+        ) from None
+    try:
+        studio_url = normalize_base_url(host, DEFAULT_STUDIO_URL, port=port)
+        ingestion_url = normalize_base_url(extra.get("ingestion_host"), DEFAULT_INGESTION_URL)
+        project_id = _parse_project_id(extra.get("project_id"))
+        timeout = _parse_timeout(extra.get("timeout"))
+    except EdgeImpulseConnectionError as err:
+        raise EdgeImpulseConnectionError(f"Connection {conn_id!r}: {err}") from None
+
+    secret = password or extra.get("api_key") or None
+    if auth_type is AuthType.API_KEY:
+        if not secret:
+            raise EdgeImpulseConnectionError(
+                f"Connection {conn_id!r}: no API key; put the project API key (ei_...) in the password field"
+            )
+        return EdgeImpulseCredentials(
+            studio_url=studio_url,
+            auth_type=auth_type,
+            api_key=str(secret),
+            project_id=project_id,
+            ingestion_url=ingestion_url,
+            timeout=timeout,
+        )
+    if not login or not password:
+        raise EdgeImpulseConnectionError(
+            f"Connection {conn_id!r}: auth_type {auth_type.value!r} needs a username (login) and a password"
+        )
+    return EdgeImpulseCredentials(
+        studio_url=studio_url,
+        auth_type=auth_type,
+        username=login,
+        password=password,
+        project_id=project_id,
+        ingestion_url=ingestion_url,
+        timeout=timeout,
+    )
+
+
+def credentials_from_connection(conn: Any, extra: dict[str, Any] | None = None) -> EdgeImpulseCredentials:
+    """Build credentials from an Airflow ``Connection`` (extras may be passed when already decoded)."""
+    if extra is None:
+        extra = conn.extra_dejson or {}
+    return credentials_from_fields(
+        host=conn.host,
+        port=conn.port,
+        login=conn.login,
+        password=conn.password,
+        extra=dict(extra),
+        conn_id=getattr(conn, "conn_id", None) or "?",
+    )
