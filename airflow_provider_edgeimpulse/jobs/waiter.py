@@ -1,0 +1,243 @@
+"""
+The one implementation of "wait for Edge Impulse job N": live socket events, confirmed by REST.
+
+Order matters: subscribe first, then check REST, so a job that finishes between the two is never
+missed. The outcome is always read from REST (``finishedSuccessful``); socket events only say when to
+look. Triggers await :func:`wait_for_job`; the hook's blocking path runs it with ``asyncio.run()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from airflow_provider_edgeimpulse.hooks.credentials import EdgeImpulseCredentials
+from airflow_provider_edgeimpulse.jobs.hub import HubEvent, JobEventHub, registry_for_running_loop
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SAFETY_INTERVAL_S = 120.0
+DEFAULT_POLL_INTERVAL_S = 10.0
+DEFAULT_LOG_TAIL = 50
+_CONNECT_GRACE_S = 10.0
+_UNAVAILABLE_AFTER_FAILURES = 3
+_CONFIRM_DELAYS_S = (0.2, 0.5, 1.0, 2.0)
+
+LogCallback = Callable[[str], None]
+
+
+@dataclass
+class JobOutcome:
+    """How a wait ended. ``status`` is ``success``, ``failure`` or ``timeout``."""
+
+    job_id: int
+    project_id: int
+    status: str
+    success: bool
+    finished: str | None = None
+    log_tail: list[str] = field(default_factory=list)
+    job: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def timed_out(self) -> bool:
+        return self.status == "timeout"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobOutcome:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+@dataclass
+class WaitSettings:
+    safety_interval: float = DEFAULT_SAFETY_INTERVAL_S
+    poll_interval: float = DEFAULT_POLL_INTERVAL_S
+    log_tail: int = DEFAULT_LOG_TAIL
+
+    def __post_init__(self) -> None:
+        for name in ("safety_interval", "poll_interval"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+
+
+def is_finished(job: dict[str, Any]) -> bool:
+    return bool(job.get("finished"))
+
+
+async def wait_for_job(
+    credentials: EdgeImpulseCredentials,
+    project_id: int,
+    job_id: int,
+    *,
+    deadline: float | None = None,
+    on_log: LogCallback | None = None,
+    settings: WaitSettings | None = None,
+) -> JobOutcome:
+    """
+    Wait until job ``job_id`` finishes or ``deadline`` (a UNIX time) passes.
+
+    Returns the outcome; a job that failed is an outcome (``success=False``), not an exception. Raises only
+    for errors of its own (bad credentials, an unknown job, a Studio that stays unreachable).
+    """
+    settings = settings or WaitSettings()
+    hub = registry_for_running_loop().hub_for(credentials, project_id)
+    waiter = _JobWait(hub, project_id, job_id, settings, on_log)
+    remaining = None if deadline is None else max(deadline - time.time(), 0.0)
+    sub = hub.subscribe(job_id)
+    try:
+        async with asyncio.timeout(remaining):
+            return await waiter.run(sub)
+    except TimeoutError:
+        log.info("Edge Impulse job %s did not finish before the deadline", job_id)
+        return waiter.outcome("timeout", {})
+    finally:
+        await _bounded(sub.aclose())
+
+
+async def _bounded(coro: Any, seconds: float = 10.0) -> None:
+    try:
+        async with asyncio.timeout(seconds):
+            await coro
+    except TimeoutError:
+        log.warning("Closing the Edge Impulse socket took longer than %s s; left to the event loop", seconds)
+
+
+class _JobWait:
+    def __init__(
+        self,
+        hub: JobEventHub,
+        project_id: int,
+        job_id: int,
+        settings: WaitSettings,
+        on_log: LogCallback | None,
+    ) -> None:
+        self.hub = hub
+        self.project_id = project_id
+        self.job_id = job_id
+        self.settings = settings
+        self.on_log = on_log
+        self.tail: deque[str] = deque(maxlen=settings.log_tail)
+        self._recent: deque[str] = deque(maxlen=2000)
+        self._recent_set: dict[str, int] = {}
+        self.live = False
+        self._said_polling = False
+
+    async def run(self, sub: Any) -> JobOutcome:
+        await self._await_first_socket_news(sub)
+        job = await self._status()
+        if is_finished(job):
+            return await self._finish(job)
+        while True:
+            timeout = self.settings.safety_interval if self.live else self.settings.poll_interval
+            event = await sub.next(timeout)
+            if event is None:
+                job = await self._status()
+            elif event.kind == "data":
+                self._log_line(event.line or "")
+                continue
+            elif event.kind == "connected":
+                self.live = True
+                job = await self._status()
+            elif event.kind == "disconnected":
+                self.live = False
+                self._maybe_say_polling(event)
+                continue
+            else:
+                job = await self._confirm_finished()
+            if is_finished(job):
+                return await self._finish(job)
+
+    async def _await_first_socket_news(self, sub: Any) -> None:
+        """Hold the first REST check until the socket is subscribed (or failed), closing the race."""
+        event = await sub.next(_CONNECT_GRACE_S)
+        while event is not None and event.kind == "data":
+            self._log_line(event.line or "")
+            event = await sub.next(_CONNECT_GRACE_S)
+        if event is None:
+            return
+        if event.kind == "connected":
+            self.live = True
+        elif event.kind == "disconnected":
+            self._maybe_say_polling(event)
+        else:
+            sub.queue.put_nowait(event)
+
+    def _maybe_say_polling(self, event: HubEvent) -> None:
+        if not self._said_polling and event.failures >= _UNAVAILABLE_AFTER_FAILURES:
+            self._said_polling = True
+            log.warning(
+                "No live Edge Impulse socket for job %s (%s); checking its status over REST every %.0f s until "
+                "the socket is back",
+                self.job_id,
+                event.reason or "unavailable",
+                self.settings.poll_interval,
+            )
+
+    async def _status(self) -> dict[str, Any]:
+        return await self.hub.client.get_job_status(self.project_id, self.job_id)
+
+    async def _confirm_finished(self) -> dict[str, Any]:
+        """A finish event is a hint: REST decides, allowing Studio a moment to record the end."""
+        job = await self._status()
+        for delay in _CONFIRM_DELAYS_S:
+            if is_finished(job):
+                break
+            await asyncio.sleep(delay)
+            job = await self._status()
+        return job
+
+    async def _finish(self, job: dict[str, Any]) -> JobOutcome:
+        success = job.get("finishedSuccessful") is True
+        if not success or not self.tail:
+            await self._fetch_tail()
+        return self.outcome("success" if success else "failure", job)
+
+    async def _fetch_tail(self) -> None:
+        try:
+            lines = await self.hub.client.get_job_stdout(self.project_id, self.job_id, limit=self.settings.log_tail)
+        except Exception as err:  # the outcome stands without its log; say why it is missing
+            log.warning("Could not read the log of Edge Impulse job %s: %s", self.job_id, err)
+            return
+        if not self.tail:
+            self.tail.extend(lines[-self.settings.log_tail :])
+        elif lines:
+            for line in lines:
+                if line not in self._recent_set:
+                    self._log_line(line)
+
+    def _log_line(self, line: str) -> None:
+        # Log streams are replayed on every (re)subscribe; drop lines already seen.
+        if line in self._recent_set:
+            return
+        if len(self._recent) == self._recent.maxlen:
+            old = self._recent[0]
+            self._recent_set[old] -= 1
+            if not self._recent_set[old]:
+                del self._recent_set[old]
+        self._recent.append(line)
+        self._recent_set[line] = self._recent_set.get(line, 0) + 1
+        self.tail.append(line)
+        if self.on_log is not None:
+            try:
+                self.on_log(line)
+            except Exception:
+                log.exception("The job log callback failed; the wait goes on")
+
+    def outcome(self, status: str, job: dict[str, Any]) -> JobOutcome:
+        return JobOutcome(
+            job_id=self.job_id,
+            project_id=self.project_id,
+            status=status,
+            success=status == "success",
+            finished=job.get("finished"),
+            log_tail=list(self.tail),
+            job=job,
+        )

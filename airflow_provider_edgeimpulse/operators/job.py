@@ -1,0 +1,303 @@
+"""
+The base of every job operator: start an Edge Impulse job, then wait for it blocking or deferred.
+
+Subclasses say which job to start (``job_request``) and what to hand downstream (``job_result``); this
+class owns the Airflow side: XCom, the Studio link, re-attaching on retry, deferral, kill and timeout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import AirflowException, BaseOperator, ResumableJobMixin, conf
+
+from airflow_provider_edgeimpulse.hooks.credentials import parse_project_id
+from airflow_provider_edgeimpulse.jobs.waiter import (
+    DEFAULT_LOG_TAIL,
+    DEFAULT_POLL_INTERVAL_S,
+    DEFAULT_SAFETY_INTERVAL_S,
+    WaitSettings,
+)
+from airflow_provider_edgeimpulse.links import STUDIO_URL_XCOM_KEY, EdgeImpulseStudioLink, studio_job_url
+from airflow_provider_edgeimpulse.operators import resume
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
+
+JOB_ID_XCOM_KEY = "job_id"
+_ERROR_TAIL_LINES = 20
+
+
+class EdgeImpulseJobFailed(AirflowException):
+    """The remote job ended unsuccessfully, timed out, or the wait for it failed."""
+
+
+class EdgeImpulseRunJobOperator(ResumableJobMixin, BaseOperator):
+    """
+    Start any Edge Impulse job (``POST /api/{projectId}/jobs/...``) and wait for it.
+
+    :param job_path: the start path under the project, e.g. ``"jobs/retrain"``.
+    :param job_query: query parameters of the start call.
+    :param job_body: JSON body of the start call.
+    :param edgeimpulse_conn_id: the Airflow connection to Edge Impulse.
+    :param project_id: overrides the connection's project.
+    :param wait_for_completion: wait for the job to finish (otherwise return once it started).
+    :param deferrable: wait in the triggerer instead of holding a worker slot.
+    :param timeout: seconds to wait before the job is cancelled and the task fails (``None``: no limit).
+    :param safety_interval: seconds between REST checks while the live socket is up.
+    :param poll_interval: seconds between REST checks while no socket can be had.
+    :return: the job outcome (``job_id``, ``status``, ``success``, ``finished``, ``log_tail``...).
+    """
+
+    template_fields: Sequence[str] = ("project_id", "job_path", "job_query", "job_body", "timeout")
+    template_fields_renderers = {"job_query": "json", "job_body": "json"}
+    operator_extra_links = (EdgeImpulseStudioLink(),)
+    ui_color = "#4ab6a6"
+    # Jobs whose outcome is the whole result can end the task from the triggerer: no worker resume.
+    completes_in_trigger = True
+    tuner_link = False
+
+    def __init__(
+        self,
+        *,
+        job_path: str | None = None,
+        job_query: dict[str, Any] | None = None,
+        job_body: dict[str, Any] | None = None,
+        edgeimpulse_conn_id: str = "edgeimpulse_default",
+        project_id: int | str | None = None,
+        wait_for_completion: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        timeout: float | None = None,
+        safety_interval: float = DEFAULT_SAFETY_INTERVAL_S,
+        poll_interval: float = DEFAULT_POLL_INTERVAL_S,
+        log_tail: int = DEFAULT_LOG_TAIL,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.job_path = job_path
+        self.job_query = job_query
+        self.job_body = job_body
+        self.edgeimpulse_conn_id = edgeimpulse_conn_id
+        self.project_id = project_id
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.timeout = timeout
+        self.safety_interval = safety_interval
+        self.poll_interval = poll_interval
+        self.log_tail = log_tail
+        self._job_id: int | None = None
+        # Fail at parse time for what templates cannot change.
+        self.wait_settings()
+
+    # -- what to run: subclasses override these two -------------------------------------------------------------
+
+    def job_request(self, hook: EdgeImpulseHook, context: Context) -> tuple[str, dict[str, Any] | None, Any]:
+        """The start call as ``(path, query, body)``; validated before anything is sent."""
+        if not isinstance(self.job_path, str) or not self.job_path.strip():
+            raise ValueError(f"job_path must be a path such as 'jobs/retrain', got {self.job_path!r}")
+        if self.job_query is not None and not isinstance(self.job_query, dict):
+            raise TypeError(f"job_query must be a dict of query parameters, got {type(self.job_query).__name__}")
+        if self.job_body is not None and not isinstance(self.job_body, dict):
+            raise TypeError(f"job_body must be a JSON object (dict), got {type(self.job_body).__name__}")
+        return self.job_path.strip(), self.job_query, self.job_body
+
+    def job_result(self, hook: EdgeImpulseHook, outcome: dict[str, Any], context: Context) -> Any:
+        """What the task returns (XCom ``return_value``) once the job finished successfully."""
+        return outcome
+
+    # -- Airflow plumbing ---------------------------------------------------------------------------------------
+
+    @cached_property
+    def hook(self) -> EdgeImpulseHook:
+        from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
+
+        return EdgeImpulseHook(edgeimpulse_conn_id=self.edgeimpulse_conn_id, project_id=self._project_id())
+
+    def _project_id(self) -> int | None:
+        try:
+            return parse_project_id(self.project_id)
+        except Exception as err:
+            raise ValueError(f"{self.task_id}: {err}") from None
+
+    def wait_settings(self) -> WaitSettings:
+        # A string may still be a template; it is checked again once rendered.
+        if not isinstance(self.timeout, (str, type(None))):
+            self._timeout_seconds()
+        return WaitSettings(self.safety_interval, self.poll_interval, self.log_tail)
+
+    def _timeout_seconds(self) -> float | None:
+        if self.timeout is None:
+            return None
+        if isinstance(self.timeout, bool):
+            raise ValueError(f"timeout must be a number of seconds, got {self.timeout!r}")
+        try:
+            value = float(self.timeout)
+        except (TypeError, ValueError):
+            raise ValueError(f"timeout must be a number of seconds, got {self.timeout!r}") from None
+        if value < 0:
+            raise ValueError(f"timeout must be a non-negative number of seconds, got {self.timeout!r}")
+        return value
+
+    external_id_key = "edgeimpulse_job_id"
+
+    def execute(self, context: Context) -> Any:
+        self._request = self.job_request(self.hook, context)
+        self._timeout_seconds()
+        self.wait_settings()
+        self._result: Any = None
+        return self.execute_resumable(context)
+
+    # -- ResumableJobMixin: a retried task re-attaches to its job instead of starting a duplicate ----------
+
+    def submit_job(self, context: Context) -> int:
+        hook = self.hook
+        previous = resume.previous_job_id(context)
+        if previous is not None:
+            state = self.get_job_status(previous, context)
+            if state in ("running", "success"):
+                self.log.info("Re-attaching to Edge Impulse job %s of an earlier try (%s)", previous, state)
+                return previous
+            self.log.info("Edge Impulse job %s of an earlier try is %s; starting a new one", previous, state)
+        job_id = hook.start_job(*self._request)
+        resume.remember(context, job_id)
+        return job_id
+
+    def get_job_status(self, external_id: Any, context: Context) -> str:
+        from airflow_provider_edgeimpulse.exceptions import EdgeImpulseAPIError
+
+        try:
+            job = self.hook.get_job_status(int(external_id))
+        except EdgeImpulseAPIError as err:
+            if err.status in (404, None) or "No job" in str(err.error or ""):
+                return "gone"
+            raise
+        return resume.job_state(job)
+
+    def is_job_active(self, status: str) -> bool:
+        return status == "running"
+
+    def is_job_succeeded(self, status: str) -> bool:
+        return status == "success"
+
+    def poll_until_complete(self, external_id: Any, context: Context) -> Any:
+        hook = self.hook
+        job_id = int(external_id)
+        self._job_id = job_id
+        self._announce(hook, context, job_id)
+        if not self.wait_for_completion:
+            self._result = {"job_id": job_id, "project_id": hook.project_id, "status": "started"}
+            return self._result
+        if self.deferrable:
+            self._result = self._defer(hook, context, job_id, self._timeout_seconds())
+            return self._result
+        timeout = self._timeout_seconds()
+        outcome = hook.wait_for_job(job_id, timeout=timeout, on_log=self._log_job_line, settings=self.wait_settings())
+        if outcome["status"] == "timeout":
+            self._cancel(hook, job_id, reason="its timeout passed")
+            resume.forget(context)
+            raise EdgeImpulseJobFailed(f"Edge Impulse job {job_id} did not finish within {timeout} s; it was cancelled")
+        self._result = self._complete(hook, outcome, context)
+        return self._result
+
+    def get_job_result(self, external_id: Any, context: Context) -> Any:
+        if self._result is not None:
+            return self._result
+        hook = self.hook
+        job_id = int(external_id)
+        self._job_id = job_id
+        self._announce(hook, context, job_id)
+        return self._complete(hook, self._outcome_from_status(hook, job_id), context)
+
+    def _announce(self, hook: EdgeImpulseHook, context: Context, job_id: int) -> None:
+        """XCom the job id and its Studio page first thing, so both exist even if the task fails."""
+        url = studio_job_url(hook.studio_url, hook.project_id, job_id, tuner=self.tuner_link)
+        ti = context["ti"]
+        ti.xcom_push(key=JOB_ID_XCOM_KEY, value=job_id)
+        ti.xcom_push(key=STUDIO_URL_XCOM_KEY, value=url)
+        self.log.info("Edge Impulse job %s: %s", job_id, url)
+
+    def _log_job_line(self, line: str) -> None:
+        self.log.info("[job %s] %s", self._job_id, line)
+
+    def _defer(self, hook: EdgeImpulseHook, context: Context, job_id: int, timeout: float | None) -> Any:
+        from airflow_provider_edgeimpulse.triggers.job import EdgeImpulseJobTrigger, deadline_from_timeout
+
+        status = hook.get_job_status(job_id)
+        if status.get("finished"):
+            return self._complete(hook, self._outcome_from_status(hook, job_id, status), context)
+        end_in_trigger = self.completes_in_trigger and resume.can_end_from_trigger()
+        settings = self.wait_settings()
+        trigger = EdgeImpulseJobTrigger(
+            job_id=job_id,
+            project_id=hook.project_id,
+            edgeimpulse_conn_id=self.edgeimpulse_conn_id,
+            deadline=deadline_from_timeout(timeout),
+            safety_interval=settings.safety_interval,
+            poll_interval=settings.poll_interval,
+            log_tail=settings.log_tail,
+            end_task_on_success=end_in_trigger,
+            xcoms={JOB_ID_XCOM_KEY: job_id, STUDIO_URL_XCOM_KEY: context["ti"].xcom_pull(key=STUDIO_URL_XCOM_KEY)},
+        )
+        # timeout=None: the deadline lives in the trigger, which can cancel the job when it passes.
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=None)
+
+    def execute_complete(self, context: Context, event: Any = None) -> Any:
+        hook = self.hook
+        if event == "success":
+            # The trigger ended the task itself; runners that resume anyway (dag.test) land here.
+            job_id = context["ti"].xcom_pull(task_ids=context["ti"].task_id, key=JOB_ID_XCOM_KEY)
+            if job_id is None:
+                raise EdgeImpulseJobFailed("Resumed after a task-success event but no job_id XCom was found")
+            return self._complete(hook, self._outcome_from_status(hook, int(job_id)), context)
+        if not isinstance(event, dict) or event.get("status") not in ("success", "failure", "timeout", "error"):
+            raise EdgeImpulseJobFailed(f"Unexpected trigger event {event!r}; failing closed")
+        self._job_id = event.get("job_id")
+        outcome = event.get("outcome") or {}
+        for line in outcome.get("log_tail") or []:
+            self._log_job_line(line)
+        if event["status"] in ("timeout", "error"):
+            raise EdgeImpulseJobFailed(str(event.get("message") or event["status"]))
+        return self._complete(hook, outcome, context)
+
+    def _outcome_from_status(self, hook: EdgeImpulseHook, job_id: int, job: dict[str, Any] | None = None) -> dict:
+        job = job or hook.get_job_status(job_id)
+        if not job.get("finished"):
+            raise EdgeImpulseJobFailed(f"Edge Impulse job {job_id} has not finished yet")
+        success = job.get("finishedSuccessful") is True
+        tail: list[str] = []
+        try:
+            tail = hook.get_job_stdout_lines(job_id, limit=self.log_tail)
+        except Exception as err:
+            self.log.warning("Could not read the log of Edge Impulse job %s: %s", job_id, err)
+        return {
+            "job_id": job_id,
+            "project_id": hook.project_id,
+            "status": "success" if success else "failure",
+            "success": success,
+            "finished": job.get("finished"),
+            "log_tail": tail,
+            "job": job,
+        }
+
+    def _complete(self, hook: EdgeImpulseHook, outcome: dict[str, Any], context: Context) -> Any:
+        job_id = outcome.get("job_id")
+        resume.forget(context)
+        if not outcome.get("success"):
+            tail = "\n".join((outcome.get("log_tail") or [])[-_ERROR_TAIL_LINES:])
+            raise EdgeImpulseJobFailed(f"Edge Impulse job {job_id} failed. Last log lines:\n{tail or '<no log>'}")
+        return self.job_result(hook, outcome, context)
+
+    def _cancel(self, hook: EdgeImpulseHook, job_id: int, *, reason: str) -> None:
+        try:
+            hook.cancel_job(job_id)
+            self.log.info("Cancelled Edge Impulse job %s because %s", job_id, reason)
+        except Exception as err:
+            self.log.warning("Could not cancel Edge Impulse job %s: %s", job_id, err)
+
+    def on_kill(self) -> None:
+        if self._job_id is not None:
+            self._cancel(self.hook, self._job_id, reason="the task was killed")

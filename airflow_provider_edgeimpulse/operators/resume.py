@@ -1,0 +1,82 @@
+"""
+Re-attach a retried task to the job its earlier try started, on Airflow versions without a task state store.
+
+Airflow 3.3+ keeps the job id in ``task_state_store`` through ``ResumableJobMixin``. Older versions clear a
+task's XComs when a new try starts, so the id of a job started by a worker that died would be lost; it is
+kept in an Airflow Variable named after the task instance instead, and removed once the job is settled.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+log = logging.getLogger(__name__)
+
+
+def has_state_store(context: Context) -> bool:
+    return context.get("task_state_store") is not None  # type: ignore[call-overload]
+
+
+def _variable_key(context: Context) -> str:
+    ti = context["ti"]
+    map_index = getattr(ti, "map_index", -1)
+    return f"edgeimpulse_job__{ti.dag_id}__{ti.task_id}__{ti.run_id}__{map_index}"
+
+
+def previous_job_id(context: Context) -> int | None:
+    """The job id an earlier try of this task instance left behind (pre-3.3 fallback)."""
+    if has_state_store(context):
+        return None
+    from airflow.providers.common.compat.sdk import Variable
+
+    try:
+        value = Variable.get(_variable_key(context), default=None)
+    except Exception as err:  # a Variable backend hiccup must not stop the task; it only loses re-attachment
+        log.warning("Could not read the previous try's Edge Impulse job id: %s", err)
+        return None
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def remember(context: Context, job_id: int) -> None:
+    if has_state_store(context):
+        return
+    from airflow.providers.common.compat.sdk import Variable
+
+    try:
+        Variable.set(_variable_key(context), str(job_id), description="Edge Impulse job of a running task")
+    except Exception as err:
+        log.warning("Could not record Edge Impulse job %s for re-attachment on retry: %s", job_id, err)
+
+
+def forget(context: Context) -> None:
+    if has_state_store(context):
+        return
+    from airflow.providers.common.compat.sdk import Variable
+
+    try:
+        Variable.delete(_variable_key(context))
+    except Exception as err:
+        log.debug("Could not remove the Edge Impulse job record: %s", err)
+
+
+def can_end_from_trigger() -> bool:
+    """Ending a task from the triggerer needs Airflow 3 (``TaskSuccessEvent`` with XComs)."""
+    from airflow.providers.common.compat.sdk import AIRFLOW_V_3_0_PLUS
+
+    return bool(AIRFLOW_V_3_0_PLUS)
+
+
+def job_state(job: dict[str, Any] | None) -> str:
+    """Collapse an Edge Impulse job into the mixin's vocabulary: running, success, failure or gone."""
+    if not job:
+        return "gone"
+    if not job.get("finished"):
+        return "running"
+    return "success" if job.get("finishedSuccessful") is True else "failure"

@@ -1,0 +1,152 @@
+"""
+Deferred waits on Edge Impulse jobs, run by the triggerer.
+
+Kwargs hold plain data only (connection id, ids, an absolute deadline): credentials are resolved inside
+``run()`` so no secret is ever written to the trigger table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_edgeimpulse.jobs.waiter import (
+    DEFAULT_LOG_TAIL,
+    DEFAULT_POLL_INTERVAL_S,
+    DEFAULT_SAFETY_INTERVAL_S,
+    JobOutcome,
+    WaitSettings,
+    wait_for_job,
+)
+
+CANCEL_BOUND_S = 20.0
+
+
+class EdgeImpulseJobTrigger(BaseTrigger):
+    """
+    Fire once when job ``job_id`` of ``project_id`` finishes, fails, or reaches ``deadline`` (UNIX time).
+
+    Event payload: ``{"status": "success"|"failure"|"timeout"|"error", "job_id", "project_id", "message",
+    "outcome"}``. On timeout the remote job is cancelled (``cancel_on_timeout``) so it does not run on
+    unattended. With ``end_task_on_success`` a successful job ends the task from here, with
+    ``xcoms`` plus the outcome as ``return_value``, instead of resuming it on a worker.
+    """
+
+    def __init__(
+        self,
+        *,
+        job_id: int,
+        project_id: int,
+        edgeimpulse_conn_id: str = "edgeimpulse_default",
+        deadline: float | None = None,
+        safety_interval: float = DEFAULT_SAFETY_INTERVAL_S,
+        poll_interval: float = DEFAULT_POLL_INTERVAL_S,
+        log_tail: int = DEFAULT_LOG_TAIL,
+        cancel_on_timeout: bool = True,
+        end_task_on_success: bool = False,
+        xcoms: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.job_id = int(job_id)
+        self.project_id = int(project_id)
+        self.edgeimpulse_conn_id = edgeimpulse_conn_id
+        self.deadline = deadline
+        self.safety_interval = safety_interval
+        self.poll_interval = poll_interval
+        self.log_tail = log_tail
+        self.cancel_on_timeout = cancel_on_timeout
+        self.end_task_on_success = end_task_on_success
+        self.xcoms = dict(xcoms or {})
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "job_id": self.job_id,
+                "project_id": self.project_id,
+                "edgeimpulse_conn_id": self.edgeimpulse_conn_id,
+                "deadline": self.deadline,
+                "safety_interval": self.safety_interval,
+                "poll_interval": self.poll_interval,
+                "log_tail": self.log_tail,
+                "cancel_on_timeout": self.cancel_on_timeout,
+                "end_task_on_success": self.end_task_on_success,
+                "xcoms": self.xcoms,
+            },
+        )
+
+    def _event(self, status: str, message: str, outcome: JobOutcome | None = None) -> dict[str, Any]:
+        return {
+            "status": status,
+            "job_id": self.job_id,
+            "project_id": self.project_id,
+            "message": message,
+            "outcome": outcome.to_dict() if outcome else None,
+        }
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_provider_edgeimpulse.hooks.connection import aresolve_credentials
+
+        try:
+            credentials = await aresolve_credentials(self.edgeimpulse_conn_id)
+            settings = WaitSettings(self.safety_interval, self.poll_interval, self.log_tail)
+            outcome = await wait_for_job(
+                credentials,
+                self.project_id,
+                self.job_id,
+                deadline=self.deadline,
+                on_log=self._log_job_line,
+                settings=settings,
+            )
+        except asyncio.CancelledError:
+            raise  # a triggerer shutting down: the job keeps running and a new triggerer re-attaches
+        except Exception as err:
+            yield TriggerEvent(self._event("error", f"Waiting for Edge Impulse job {self.job_id} failed: {err}"))
+            return
+        if outcome.timed_out:
+            message = f"Edge Impulse job {self.job_id} did not finish before its deadline"
+            if self.cancel_on_timeout:
+                message += await self._cancel_remote_job(credentials)
+            yield TriggerEvent(self._event("timeout", message, outcome))
+            return
+        if outcome.success and self.end_task_on_success:
+            yield self._task_success_event(outcome)
+            return
+        state = "finished successfully" if outcome.success else "failed"
+        yield TriggerEvent(self._event(outcome.status, f"Edge Impulse job {self.job_id} {state}", outcome))
+
+    def _task_success_event(self, outcome: JobOutcome) -> TriggerEvent:
+        from airflow.triggers.base import TaskSuccessEvent
+
+        return TaskSuccessEvent(xcoms={**self.xcoms, "return_value": outcome.to_dict()})
+
+    def _log_job_line(self, line: str) -> None:
+        self.log.info("[job %s] %s", self.job_id, line)
+
+    async def _cancel_remote_job(self, credentials: Any) -> str:
+        from airflow_provider_edgeimpulse.hooks.async_client import AsyncEdgeImpulseClient
+
+        try:
+            async with asyncio.timeout(CANCEL_BOUND_S), AsyncEdgeImpulseClient(credentials) as client:
+                await client.cancel_job(self.project_id, self.job_id)
+        except Exception as err:
+            self.log.warning("Could not cancel Edge Impulse job %s: %s", self.job_id, err)
+            return f"; cancelling it failed ({err})"
+        self.log.info("Cancelled Edge Impulse job %s", self.job_id)
+        return "; it was cancelled"
+
+    async def on_kill(self) -> None:
+        """A user marked the deferred task failed/success or cleared it: stop the remote job too."""
+        from airflow_provider_edgeimpulse.hooks.connection import aresolve_credentials
+
+        credentials = await aresolve_credentials(self.edgeimpulse_conn_id)
+        await self._cancel_remote_job(credentials)
+
+
+def deadline_from_timeout(timeout: float | None) -> float | None:
+    """An absolute deadline (UNIX time) survives a triggerer restart; a relative timeout would restart."""
+    return None if timeout is None else time.time() + float(timeout)
