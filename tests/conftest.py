@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-_HOME = Path(__file__).resolve().parent.parent / ".airflow-home"
+_REPO = Path(__file__).resolve().parent.parent
+_HOME = _REPO / ".airflow-home"
 os.environ.setdefault("AIRFLOW_HOME", str(_HOME))
+# dag.test() on Airflow 3 parses DAGs from the configured bundles: the example DAGs and the tests' own DAG files.
+_BUNDLES = [
+    {"name": name, "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle", "kwargs": {"path": str(path)}}
+    for name, path in (("examples", _REPO / "dags"), ("tests", _REPO / "tests" / "dags"))
+]
+os.environ.setdefault("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps(_BUNDLES))
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(_REPO / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 

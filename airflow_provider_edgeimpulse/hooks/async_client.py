@@ -15,6 +15,7 @@ import aiohttp
 
 from airflow_provider_edgeimpulse.exceptions import EdgeImpulseAPIError, EdgeImpulseConnectionError
 from airflow_provider_edgeimpulse.hooks.credentials import AuthType, EdgeImpulseCredentials
+from airflow_provider_edgeimpulse.hooks.job_log import stdout_lines
 from airflow_provider_edgeimpulse.hooks.masking import amask_secrets
 from airflow_provider_edgeimpulse.hooks.policy import (
     DEFAULT_RETRY_POLICY,
@@ -194,13 +195,6 @@ class AsyncEdgeImpulseClient:
 
     async def get_tuner_state(self, project_id: int, coordinator_job_id: int) -> dict[str, Any]:
         return await self.request("GET", f"/api/{project_id}/optimize/{coordinator_job_id}/state")
-
-
-def stdout_lines(data: dict[str, Any]) -> list[str]:
-    """Log lines of a stdout answer, oldest first, whatever order the server listed them in."""
-    entries = [e for e in data.get("stdout") or [] if isinstance(e, dict)]
-    entries.sort(key=lambda e: str(e.get("created") or ""))
-    return [str(e.get("data", "")).rstrip("\n") for e in entries]
 
 
 def _query_value(value: Any) -> str:

@@ -1,0 +1,148 @@
+"""The control API under ``/_emulator`` (no auth): settings, faults, counters, jobs and reset, for tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from airflow_provider_edgeimpulse.emulator.errors import ApiError, bad_request, not_found
+from airflow_provider_edgeimpulse.emulator.web_util import json_body, ok, path_int, state_of
+
+_RESPONSE_KEYS = {"status", "count", "retry_after", "body", "content_type"}
+_FAULT_KEYS = _RESPONSE_KEYS | {
+    "path",
+    "latency_ms",
+    "drop_sockets",
+    "refuse_socket_tokens",
+    "block_websockets",
+    "jwt_ttl_s",
+    "revoke_api_key",
+}
+
+
+async def get_config(request: web.Request) -> web.Response:
+    return ok({"config": state_of(request).settings.runtime()})
+
+
+async def set_config(request: web.Request) -> web.Response:
+    state = state_of(request)
+    body = await json_body(request)
+    try:
+        state.settings = state.settings.updated(body)
+    except ValueError as exc:
+        raise bad_request(str(exc)) from None
+    return ok({"config": state.settings.runtime()})
+
+
+async def finish_job(request: web.Request) -> web.Response:
+    state = state_of(request)
+    job = state.jobs.jobs.get(path_int(request, "jobId"))
+    if job is None:
+        raise not_found("No job with this ID found")
+    body = await json_body(request)
+    success = body.get("success", True)
+    if not isinstance(success, bool):
+        raise bad_request("'success' must be a boolean")
+    if not state.jobs.finish(job, success):
+        raise ApiError(409, f"Job {job.id} already finished")
+    return ok({"job": job.control_json()})
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    jobs = sorted(state_of(request).jobs.jobs.values(), key=lambda j: j.id)
+    return web.json_response({"jobs": [j.control_json() for j in jobs]})
+
+
+def _bool(body: dict[str, Any], key: str) -> bool:
+    value = body[key]
+    if not isinstance(value, bool):
+        raise bad_request(f"'{key}' must be a boolean")
+    return value
+
+
+async def add_fault(request: web.Request) -> web.Response:
+    state = state_of(request)
+    body = await json_body(request, required=True)
+    unknown = sorted(set(body) - _FAULT_KEYS)
+    if unknown:
+        raise bad_request(f"unknown fault key(s) {unknown}; known: {sorted(_FAULT_KEYS)}")
+    if _RESPONSE_KEYS & set(body):
+        state.faults.add_response(body)
+    if "latency_ms" in body:
+        state.faults.set_latency(body)
+    if "refuse_socket_tokens" in body:
+        count = body["refuse_socket_tokens"]
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise bad_request("'refuse_socket_tokens' must be a non-negative integer")
+        state.refuse_socket_tokens = count
+    if "block_websockets" in body:
+        state.websockets_blocked = _bool(body, "block_websockets")
+    if "revoke_api_key" in body:
+        state.api_key_revoked = _bool(body, "revoke_api_key")
+    if "jwt_ttl_s" in body:
+        try:
+            state.settings = state.settings.updated({"jwt_ttl_s": body["jwt_ttl_s"]})
+        except ValueError as exc:
+            raise bad_request(str(exc)) from None
+    if body.get("drop_sockets"):
+        await state.sockets.drop_all()
+    return ok({"faults": _faults(request)})
+
+
+def _faults(request: web.Request) -> dict[str, Any]:
+    state = state_of(request)
+    return {
+        **state.faults.to_json(),
+        "refuse_socket_tokens": state.refuse_socket_tokens,
+        "block_websockets": state.websockets_blocked,
+        "revoke_api_key": state.api_key_revoked,
+        "jwt_ttl_s": state.settings.jwt_ttl_s,
+    }
+
+
+async def get_faults(request: web.Request) -> web.Response:
+    return ok({"faults": _faults(request)})
+
+
+async def clear_faults(request: web.Request) -> web.Response:
+    state = state_of(request)
+    state.faults.clear()
+    state.refuse_socket_tokens = 0
+    state.websockets_blocked = False
+    state.api_key_revoked = False
+    state.settings.jwt_ttl_s = state.config.jwt_ttl_s
+    return ok({"faults": _faults(request)})
+
+
+async def requests_seen(request: web.Request) -> web.Response:
+    counts = state_of(request).requests
+    return web.json_response({"total": sum(counts.values()), "by_route": dict(sorted(counts.items()))})
+
+
+async def sockets_open(request: web.Request) -> web.Response:
+    return web.json_response({"open": state_of(request).sockets.count()})
+
+
+async def reset(request: web.Request) -> web.Response:
+    await state_of(request).reset()
+    return ok()
+
+
+async def health(request: web.Request) -> web.Response:
+    state = state_of(request)
+    return web.json_response({"ok": True, "project_id": state.project.id})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/_emulator/health", health)
+    app.router.add_get("/_emulator/config", get_config)
+    app.router.add_post("/_emulator/config", set_config)
+    app.router.add_get("/_emulator/jobs", list_jobs)
+    app.router.add_post(r"/_emulator/jobs/{jobId:\d+}/finish", finish_job)
+    app.router.add_get("/_emulator/faults", get_faults)
+    app.router.add_post("/_emulator/faults", add_fault)
+    app.router.add_delete("/_emulator/faults", clear_faults)
+    app.router.add_get("/_emulator/requests", requests_seen)
+    app.router.add_get("/_emulator/sockets", sockets_open)
+    app.router.add_post("/_emulator/reset", reset)

@@ -1,0 +1,95 @@
+"""EmulatorHandle: what the ``edgeimpulse_emulator`` fixture yields (drives the control API over HTTP)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+if TYPE_CHECKING:
+    from airflow_provider_edgeimpulse.emulator.state import EmulatorState
+
+CONTROL_TIMEOUT_S = 30.0
+
+
+class EmulatorHandle:
+    conn_id = "edgeimpulse_default"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        api_key: str,
+        project_id: int,
+        username: str,
+        password: str,
+        state: EmulatorState | None = None,
+    ) -> None:
+        self.url = url
+        self.api_key = api_key
+        self.project_id = project_id
+        self.username = username
+        self.password = password
+        self._state = state
+        self._session = requests.Session()
+
+    @property
+    def state(self) -> EmulatorState:
+        """The live state (same process; read it, change it through the control methods)."""
+        if self._state is None:
+            raise RuntimeError("this emulator runs in another process; use the control methods")
+        return self._state
+
+    def connection_json(self, auth_type: str = "api_key") -> str:
+        """An Airflow connection (AIRFLOW_CONN_* JSON form) pointing at the emulator."""
+        extra: dict[str, Any] = {"project_id": self.project_id, "ingestion_host": self.url}
+        if auth_type == "api_key":
+            return json.dumps({"conn_type": "edgeimpulse", "host": self.url, "password": self.api_key, "extra": extra})
+        if auth_type not in ("jwt", "jwt_cookie"):
+            raise ValueError(f"auth_type must be 'api_key', 'jwt' or 'jwt_cookie', not {auth_type!r}")
+        extra["auth_type"] = auth_type
+        return json.dumps(
+            {
+                "conn_type": "edgeimpulse",
+                "host": self.url,
+                "login": self.username,
+                "password": self.password,
+                "extra": extra,
+            }
+        )
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = self._session.request(method, f"{self.url}/_emulator/{path}", json=body, timeout=CONTROL_TIMEOUT_S)
+        if response.status_code >= 400:
+            raise RuntimeError(
+                f"emulator control {method} /_emulator/{path}: HTTP {response.status_code} {response.text}"
+            )
+        return response.json()
+
+    def reset(self) -> None:
+        self._call("POST", "reset")
+
+    def configure(self, **settings: Any) -> dict[str, Any]:
+        return dict(self._call("POST", "config", settings)["config"])
+
+    def finish_job(self, job_id: int, success: bool = True) -> dict[str, Any]:
+        return dict(self._call("POST", f"jobs/{job_id}/finish", {"success": success})["job"])
+
+    def requests(self) -> dict[str, Any]:
+        return dict(self._call("GET", "requests"))
+
+    def fault(self, **spec: Any) -> dict[str, Any]:
+        return dict(self._call("POST", "faults", spec)["faults"])
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "faults")
+
+    def sockets(self) -> int:
+        return int(self._call("GET", "sockets")["open"])
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "jobs")["jobs"])
+
+    def close(self) -> None:
+        self._session.close()

@@ -1,0 +1,56 @@
+"""pytest fixtures for a local Edge Impulse Studio, registered through the ``pytest11`` entry point.
+
+pytest imports this module on every run of every project that has the provider installed, so it imports
+nothing heavy at module level: the server (aiohttp) and the handle (requests) load inside the fixtures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from airflow_provider_edgeimpulse.emulator.handle import EmulatorHandle
+    from airflow_provider_edgeimpulse.emulator.server import EmulatorThread
+
+CONN_ENV = "AIRFLOW_CONN_EDGEIMPULSE_DEFAULT"
+
+
+@pytest.fixture(scope="session")
+def edgeimpulse_emulator_server() -> Iterator[EmulatorThread]:
+    """One emulator for the whole session, on a free loopback port, in a background thread."""
+    from airflow_provider_edgeimpulse.emulator.config import EmulatorConfig
+    from airflow_provider_edgeimpulse.emulator.server import EmulatorThread
+
+    server = EmulatorThread(EmulatorConfig(port=0))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def edgeimpulse_emulator(
+    edgeimpulse_emulator_server: EmulatorThread, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[EmulatorHandle]:
+    """A freshly reset emulator, with ``edgeimpulse_default`` (via its env variable) pointing at it."""
+    from airflow_provider_edgeimpulse.emulator.handle import EmulatorHandle
+
+    config = edgeimpulse_emulator_server.config
+    handle = EmulatorHandle(
+        edgeimpulse_emulator_server.url,
+        api_key=config.api_key,
+        project_id=config.project_id,
+        username=config.username,
+        password=config.password,
+        state=edgeimpulse_emulator_server.state,
+    )
+    handle.reset()
+    monkeypatch.setenv(CONN_ENV, handle.connection_json())
+    try:
+        yield handle
+    finally:
+        handle.close()
