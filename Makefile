@@ -8,7 +8,7 @@ export AIRFLOW_HOME ?= $(CURDIR)/.airflow-home
 export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
 export AIRFLOW__CORE__UNIT_TEST_MODE ?= True
 
-.PHONY: venv demo test lint typecheck unit bench clean
+.PHONY: venv demo test lint typecheck unit bench chaos clean
 
 venv: $(STAMP)
 
@@ -32,6 +32,10 @@ unit: venv
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck unit
+
+# The long fault-injection run (the test suite runs a bounded one); EI_CHAOS_SEED picks another seed.
+chaos: venv
+	EI_CHAOS_WAITS=$${EI_CHAOS_WAITS:-3000} $(BIN)/python -m pytest -q -s -p no:logging tests/reliability/test_chaos.py
 
 bench: venv
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

@@ -131,7 +131,7 @@ class AsyncEdgeImpulseClient:
                         return decode_response(status=resp.status, method=method, path=path, text=text)
                     delay = policy.delay(attempt, parse_retry_after(resp.headers.get("Retry-After")))
                     reason = f"HTTP {resp.status}"
-            except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as err:
+            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError) as err:
                 if last:
                     raise EdgeImpulseAPIError(
                         f"Edge Impulse {method} {path}: could not reach {self.credentials.studio_url} after "
