@@ -43,6 +43,7 @@ CONNECT_TIMEOUT_S = 45.0
 # How long a clean close may wait for the peer's close frame before the transport is cut.
 CLOSE_TIMEOUT_S = 1.0
 HELLO_PAYLOAD: dict[str, Any] = {"hello": {"version": 1}}
+_MAX_ID_DIGITS = 18  # int() of a few thousand digits raises, and no job id is that long
 
 
 class SocketState(Protocol):
@@ -119,11 +120,17 @@ class _Session:
             return
         if not self._closing:
             sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            async with asyncio.timeout(CLOSE_TIMEOUT_S + 0.5):
-                await sender
+        # asyncio.wait neither raises the sender's outcome nor swallows a cancellation of the caller.
+        await asyncio.wait({sender}, timeout=CLOSE_TIMEOUT_S + 0.5)
         if not sender.done():
             sender.cancel()
+            self.abort()
+        elif not sender.cancelled() and sender.exception() is not None:
+            log.debug("socket %s: sender failed: %r", self.sid, sender.exception())
+
+    def kill_sender(self) -> None:
+        if self._sender is not None and not self._sender.done():
+            self._sender.cancel()
             self.abort()
 
     async def _send_loop(self) -> None:
@@ -279,18 +286,30 @@ async def _handle(request: web.Request, state: SocketState) -> web.StreamRespons
     try:
         await _read_loop(session, state)
     finally:
-        watchdog.cancel()
-        registry._unregister(session)
-        session.connected = False
+        await _release(session, watchdog, registry)
+    return ws
+
+
+async def _release(session: _Session, watchdog: asyncio.Task[None], registry: SocketRegistry) -> None:
+    """
+    Stop a finished socket's tasks and mark it done.
+
+    aiohttp cancels the handler when the peer's connection drops, possibly while this runs: everything that must
+    happen comes before the first await or in the inner ``finally``.
+    """
+    watchdog.cancel()
+    registry._unregister(session)
+    session.connected = False
+    try:
         await session.stop_sender()
-        if not ws.closed:
+        if not session.ws.closed:
             # The reader ended without a close handshake (error, cancellation): do not leave the TCP stream open.
             session.abort()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait({watchdog}, timeout=CLOSE_TIMEOUT_S)
+        await asyncio.wait({watchdog}, timeout=CLOSE_TIMEOUT_S)
+    finally:
+        session.kill_sender()
         session.done.set()
         log.info("socket %s closed", session.sid)
-    return ws
 
 
 def _join(session: _Session) -> None:
@@ -345,7 +364,12 @@ def _on_packet(session: _Session, state: SocketState, frame: Frame) -> None:
         handler = _EVENT_HANDLERS.get(frame.event)
         if handler is None:
             return
-        result = handler(session, state, frame.payload)
+        try:
+            result = handler(session, state, frame.payload)
+        except Exception:
+            # An emulator bug must show up in the log, not silently end the client's socket.
+            log.exception("socket %s: handling %r failed", session.sid, frame.event)
+            result = False
         if frame.ack_id is not None:
             session.send(encode_ack(frame.ack_id, result))
 
@@ -358,7 +382,7 @@ def _job_id(payload: Any) -> int | None:
         return None
     if isinstance(payload, int):
         return payload
-    if isinstance(payload, str) and payload.isascii() and payload.isdigit():
+    if isinstance(payload, str) and 0 < len(payload) <= _MAX_ID_DIGITS and payload.isascii() and payload.isdigit():
         return int(payload)
     return None
 
