@@ -37,8 +37,9 @@ test: lint typecheck unit
 chaos: venv
 	EI_CHAOS_WAITS=$${EI_CHAOS_WAITS:-3000} $(BIN)/python -m pytest -q -s -p no:logging tests/reliability/test_chaos.py
 
+# Every bench/*.py benchmark; bench/_*.py are their shared helpers, not benchmarks.
 bench: venv
-	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) .airflow-home .pytest_cache .mypy_cache .ruff_cache

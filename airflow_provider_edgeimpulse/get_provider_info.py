@@ -12,7 +12,11 @@ from typing import Any
 
 from airflow_provider_edgeimpulse import __version__
 
-HOOK_CLASS = "airflow_provider_edgeimpulse.hooks.edgeimpulse.EdgeImpulseHook"
+_PACKAGE = "airflow_provider_edgeimpulse"
+HOOK_CLASS = f"{_PACKAGE}.hooks.edgeimpulse.EdgeImpulseHook"
+OPERATOR_MODULES = ("job", "training", "model_testing", "deployment", "tuner", "data", "impulse")
+SENSOR_MODULES = ("job", "tuner", "new_samples")
+TRIGGER_MODULES = ("job", "tuner", "new_samples")
 
 # Port is hidden: the Studio URL carries it when needed (http://127.0.0.1:4810). Schema has no meaning here.
 # The raw Extra editor is hidden because every extra the provider reads has its own field below.
@@ -81,6 +85,25 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_edgeimpulse.hooks.edgeimpulse"],
             }
         ],
+        "operators": [
+            {
+                "integration-name": "Edge Impulse",
+                "python-modules": [f"{_PACKAGE}.operators.{name}" for name in OPERATOR_MODULES],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "Edge Impulse",
+                "python-modules": [f"{_PACKAGE}.sensors.{name}" for name in SENSOR_MODULES],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "Edge Impulse",
+                "python-modules": [f"{_PACKAGE}.triggers.{name}" for name in TRIGGER_MODULES],
+            }
+        ],
+        "extra-links": [f"{_PACKAGE}.links.EdgeImpulseStudioLink"],
         "connection-types": [
             {
                 "connection-type": "edgeimpulse",

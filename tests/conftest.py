@@ -20,6 +20,9 @@ os.environ.setdefault("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dum
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(_REPO / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+# A fixed key: unit-test mode otherwise makes one per process, and encrypted rows a run leaves behind (trigger
+# kwargs of an asset watcher) would fail to decrypt in the next one. It protects nothing but test data.
+os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", "Zu0GvWwWbKk7jn8AG6Z1kNT9b-XSpFsTZJ9Xr0s5Ttg=")
 
 import pytest  # noqa: E402
 

@@ -124,3 +124,33 @@ def test_airflow_providers_cli_lists_us(command: str, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert ("airflow_provider_edgeimpulse" if command == "hooks" else "airflow-provider-edgeimpulse") in result.stdout
+
+
+def test_every_declared_module_imports_and_the_link_exists():
+    import importlib
+
+    from airflow_provider_edgeimpulse.get_provider_info import get_provider_info
+
+    info = get_provider_info()
+    for section in ("hooks", "operators", "sensors", "triggers"):
+        for entry in info[section]:
+            for module in entry["python-modules"]:
+                importlib.import_module(module)
+    for link in info["extra-links"]:
+        module, _, name = link.rpartition(".")
+        assert getattr(importlib.import_module(module), name).name == "Edge Impulse Studio"
+
+
+def test_airflow_lists_the_triggers_and_the_extra_link(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path)}
+    triggers = subprocess.run([airflow, "providers", "triggers"], env=env, capture_output=True, text=True, timeout=120)
+    for module in ("job", "tuner", "new_samples"):
+        assert f"airflow_provider_edgeimpulse.triggers.{module}" in triggers.stdout, triggers.stderr[-2000:]
+    links = subprocess.run([airflow, "providers", "links"], env=env, capture_output=True, text=True, timeout=120)
+    assert "airflow_provider_edgeimpulse.links.EdgeImpulseStudioLink" in links.stdout, links.stderr[-2000:]

@@ -12,6 +12,8 @@ from airflow_provider_edgeimpulse.emulator.clock import iso
 from airflow_provider_edgeimpulse.emulator.errors import bad_request
 
 CATEGORIES = ("training", "testing", "validation", "post-processing")
+# Listing and counting also take "all" (RawDataFilterCategory of edgeimpulse-api 1.96).
+FILTER_CATEGORIES = (*CATEGORIES, "all")
 SENSORS = [
     {"index": 0, "name": "accX", "units": "m/s2"},
     {"index": 1, "name": "accY", "units": "m/s2"},
@@ -103,14 +105,16 @@ class SampleQuery:
     exclude_ids: list[int] | None = None
     filename: str | None = None
     search: str | None = None
+    min_id: int | None = None  # minId: ids >= this (edgeimpulse-api 1.96)
+    max_id: int | None = None  # maxId: ids < this
 
     @classmethod
     def from_query(cls, query: Mapping[str, str], *, require_category: bool = True) -> SampleQuery:
         category = query.get("category")
         if category is None and require_category:
             raise bad_request("Missing parameter 'category'")
-        if category is not None and category not in CATEGORIES:
-            raise bad_request(f"Invalid category '{category}', must be one of {', '.join(CATEGORIES)}")
+        if category is not None and category not in FILTER_CATEGORIES:
+            raise bad_request(f"Invalid category '{category}', must be one of {', '.join(FILTER_CATEGORIES)}")
         return cls(
             category=category,
             labels=_json_list(query, "labels", str),
@@ -118,10 +122,16 @@ class SampleQuery:
             exclude_ids=_json_list(query, "excludeIds", int),
             filename=query.get("filename") or None,
             search=query.get("search") or None,
+            min_id=_int_param(query, "minId"),
+            max_id=_int_param(query, "maxId"),
         )
 
     def matches(self, sample: Sample) -> bool:
-        if self.category is not None and sample.category != self.category:
+        if self.category not in (None, "all") and sample.category != self.category:
+            return False
+        if self.min_id is not None and sample.id < self.min_id:
+            return False
+        if self.max_id is not None and sample.id >= self.max_id:
             return False
         if self.labels is not None and sample.label not in self.labels:
             return False
@@ -140,6 +150,16 @@ class SampleQuery:
     def select(self, samples: Iterable[Sample]) -> list[Sample]:
         # Studio lists the newest samples first.
         return sorted((s for s in samples if self.matches(s)), key=lambda s: s.id, reverse=True)
+
+
+def _int_param(query: Mapping[str, str], name: str) -> int | None:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise bad_request(f"Invalid '{name}' parameter, expected an integer: {raw}") from None
 
 
 def _json_list(query: Mapping[str, str], name: str, kind: type) -> list[Any] | None:

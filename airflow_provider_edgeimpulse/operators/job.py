@@ -148,7 +148,7 @@ class EdgeImpulseRunJobOperator(ResumableJobMixin, BaseOperator):
         self._request = self.job_request(self.hook, context)
         self._timeout_seconds()
         self.wait_settings()
-        self._result: Any = None
+        self._final_result: Any = None
         return self.execute_resumable(context)
 
     # -- ResumableJobMixin: a retried task re-attaches to its job instead of starting a duplicate ----------
@@ -189,23 +189,23 @@ class EdgeImpulseRunJobOperator(ResumableJobMixin, BaseOperator):
         self._job_id = job_id
         self._announce(hook, context, job_id)
         if not self.wait_for_completion:
-            self._result = {"job_id": job_id, "project_id": hook.project_id, "status": "started"}
-            return self._result
+            self._final_result = {"job_id": job_id, "project_id": hook.project_id, "status": "started"}
+            return self._final_result
         if self.deferrable:
-            self._result = self._defer(hook, context, job_id, self._timeout_seconds())
-            return self._result
+            self._final_result = self._defer(hook, context, job_id, self._timeout_seconds())
+            return self._final_result
         timeout = self._timeout_seconds()
         outcome = hook.wait_for_job(job_id, timeout=timeout, on_log=self._log_job_line, settings=self.wait_settings())
         if outcome["status"] == "timeout":
             self._cancel(hook, job_id, reason="its timeout passed")
             resume.forget(context)
             raise EdgeImpulseJobFailed(f"Edge Impulse job {job_id} did not finish within {timeout} s; it was cancelled")
-        self._result = self._complete(hook, outcome, context)
-        return self._result
+        self._final_result = self._complete(hook, outcome, context)
+        return self._final_result
 
     def get_job_result(self, external_id: Any, context: Context) -> Any:
-        if self._result is not None:
-            return self._result
+        if self._final_result is not None:
+            return self._final_result
         hook = self.hook
         job_id = int(external_id)
         self._job_id = job_id

@@ -1,0 +1,57 @@
+"""What the operators that start no job share: the connection, the project, the hook and the Studio link."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseOperator
+
+from airflow_provider_edgeimpulse.hooks.credentials import parse_project_id
+from airflow_provider_edgeimpulse.links import STUDIO_URL_XCOM_KEY, EdgeImpulseStudioLink
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
+
+
+class EdgeImpulseBaseOperator(BaseOperator):
+    """
+    A task that talks to Edge Impulse without running a job.
+
+    :param edgeimpulse_conn_id: the Airflow connection to Edge Impulse.
+    :param project_id: overrides the connection's project. Templated.
+    """
+
+    operator_extra_links = (EdgeImpulseStudioLink(),)
+    ui_color = "#4ab6a6"
+
+    def __init__(
+        self,
+        *,
+        edgeimpulse_conn_id: str = "edgeimpulse_default",
+        project_id: int | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.edgeimpulse_conn_id = edgeimpulse_conn_id
+        self.project_id = project_id
+
+    @cached_property
+    def hook(self) -> EdgeImpulseHook:
+        # Imported here: DAG files import operators on every parse; the hook pulls in requests and more.
+        from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
+
+        try:
+            project_id = parse_project_id(self.project_id)
+        except Exception as err:
+            raise ValueError(f"project_id: {err}") from None
+        return EdgeImpulseHook(edgeimpulse_conn_id=self.edgeimpulse_conn_id, project_id=project_id)
+
+    def push_studio_url(self, context: Context, page: str) -> str:
+        """XCom the Studio page the task worked on, for the "Edge Impulse Studio" button."""
+        hook = self.hook
+        url = f"{hook.studio_url}/studio/{hook.project_id}/{page}"
+        context["ti"].xcom_push(key=STUDIO_URL_XCOM_KEY, value=url)
+        return url

@@ -1,0 +1,139 @@
+"""
+Checks for operator arguments, run at execute time on the rendered values.
+
+Templates render to strings ("3", "['a', 'b']", "true") unless the DAG renders native objects, so every
+check accepts both the Python value and its rendered text. Each error names the parameter and the value.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Collection
+from typing import Any
+
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+def _literal(text: str) -> Any:
+    """A rendered list/dict: JSON first, then a Python literal (what ``{{ [1, 2] }}`` renders to)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
+
+
+def optional_int(name: str, value: Any, *, minimum: int | None = None) -> int | None:
+    if value is None or (isinstance(value, str) and value.strip() in ("", "None")):
+        return None
+    return required_int(name, value, minimum=minimum)
+
+
+def required_int(name: str, value: Any, *, minimum: int | None = None) -> int:
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        number = int(value.strip())
+    if number is None:
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if minimum is not None and number < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
+    return number
+
+
+def optional_str(name: str, value: Any, *, choices: Collection[str] | None = None) -> str | None:
+    if value is None:
+        return None
+    return required_str(name, value, choices=choices)
+
+
+def required_str(name: str, value: Any, *, choices: Collection[str] | None = None) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    text = value.strip()
+    if choices is not None and text not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}")
+    return text
+
+
+def optional_bool(name: str, value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in (*_TRUE, *_FALSE):
+        return value.strip().lower() in _TRUE
+    raise ValueError(f"{name} must be true or false, got {value!r}")
+
+
+def required_bool(name: str, value: Any) -> bool:
+    result = optional_bool(name, value)
+    if result is None:
+        raise ValueError(f"{name} must be true or false, got None")
+    return result
+
+
+def optional_str_list(name: str, value: Any) -> list[str] | None:
+    """A list of strings; a single plain string is a list of one."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        parsed = _literal(value) if value.strip()[:1] in ("[", "(") else value
+        value = [parsed] if isinstance(parsed, str) else parsed
+    if not isinstance(value, list | tuple | set | frozenset):
+        raise ValueError(f"{name} must be a list of strings, got {value!r}")
+    items = list(value)
+    if not all(isinstance(item, str) and item for item in items):
+        raise ValueError(f"{name} must be a list of non-empty strings, got {value!r}")
+    return items
+
+
+def optional_int_list(name: str, value: Any) -> list[int] | None:
+    """A list of integers; a single integer (or its text) is a list of one."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = _literal(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list | tuple | set | frozenset):
+        raise ValueError(f"{name} must be a list of integers, got {value!r}")
+    try:
+        return [required_int(name, item) for item in value]
+    except ValueError:
+        raise ValueError(f"{name} must be a list of integers, got {value!r}") from None
+
+
+def optional_dict(name: str, value: Any) -> dict[str, Any] | None:
+    """A JSON object, given as a dict or as its rendered text."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = _literal(value) if value.strip()[:1] == "{" else value
+    if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
+        raise ValueError(f"{name} must be a dict (a JSON object), got {value!r}")
+    return dict(value)
+
+
+def optional_number(name: str, value: Any, *, minimum: float | None = None) -> float | None:
+    if value is None:
+        return None
+    number: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if number is None or number != number:  # NaN never compares equal to itself
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if minimum is not None and number < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
+    return number

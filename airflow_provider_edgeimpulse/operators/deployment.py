@@ -1,0 +1,176 @@
+"""Build a deployment (library or firmware) and stream it to a local file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_edgeimpulse.operators import _params
+from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
+
+MODEL_TYPES = ("int8", "float32", "akida")
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    format: str
+    engine: str
+    model_type: str | None
+    impulse_id: int | None
+    output_path: Path
+    into_directory: bool
+
+
+class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
+    """
+    Build a deployment (``jobs/build-ondevice-model``) and download it to ``output_path``.
+
+    ``deployment_format``, ``engine`` and ``model_type`` are checked against the project's deployment targets
+    (``GET deployment/targets``) before the build starts. The download is streamed to disk (memory stays
+    flat whatever the size) and lands atomically. The task resumes on a worker after the job to download
+    (``completes_in_trigger`` is off).
+
+    :param deployment_format: a ``format`` of ``deployment/targets``, e.g. ``zip`` (C++ library), ``arduino``,
+        ``wasm``. Templated.
+    :param output_path: where to write the artefact: a file path, or a directory (existing, or ending in
+        ``/``) to keep the file name Studio gives it. Missing parent directories are created. Templated.
+    :param engine: the inference engine, e.g. ``tflite-eon``; the target's preferred engine when omitted.
+        Templated.
+    :param model_type: ``int8``, ``float32`` or ``akida``; Studio's default for the target when omitted.
+        Templated.
+    :param impulse_id: the impulse to build; the project's default impulse when omitted. Templated.
+
+    Common parameters: see :class:`EdgeImpulseRunJobOperator`.
+
+    :return: ``{"path", "size", "sha256", "filename", "format", "engine", "model_type", "deploymentVersion",
+        "job_id", "project_id"}`` (``deploymentVersion`` is ``None`` when Studio does not report it).
+    """
+
+    template_fields: Sequence[str] = (
+        "project_id",
+        "timeout",
+        "deployment_format",
+        "output_path",
+        "engine",
+        "model_type",
+        "impulse_id",
+    )
+    completes_in_trigger = False
+
+    def __init__(
+        self,
+        *,
+        deployment_format: str,
+        output_path: str | os.PathLike[str],
+        engine: str | None = None,
+        model_type: str | None = None,
+        impulse_id: int | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.deployment_format = deployment_format
+        self.output_path = output_path
+        self.engine = engine
+        self.model_type = model_type
+        self.impulse_id = impulse_id
+
+    def build_spec(self, hook: EdgeImpulseHook) -> BuildSpec:
+        """The checked build: arguments first (no request), then the project's deployment targets."""
+        fmt = _params.required_str("deployment_format", self.deployment_format)
+        engine = _params.optional_str("engine", self.engine)
+        model_type = _params.optional_str("model_type", self.model_type, choices=MODEL_TYPES)
+        impulse_id = _params.optional_int("impulse_id", self.impulse_id, minimum=1)
+        raw_path = os.fspath(self.output_path) if isinstance(self.output_path, os.PathLike) else self.output_path
+        output = _params.required_str("output_path", raw_path)
+        path = Path(output).expanduser()
+        into_directory = output.endswith(("/", os.sep)) or path.is_dir()
+
+        targets = [t for t in hook.get_deployment_targets() if isinstance(t, dict)]
+        target = next((t for t in targets if t.get("format") == fmt), None)
+        if target is None:
+            allowed = ", ".join(sorted(str(t.get("format")) for t in targets)) or "none"
+            raise ValueError(f"deployment_format {fmt!r} is not a deployment target of this project; allowed: {allowed}")
+        supported = [str(e) for e in target.get("supportedEngines") or []]
+        if engine is None:
+            engine = target.get("preferredEngine") or (supported[0] if supported else None)
+            if not engine:
+                raise ValueError(f"deployment_format {fmt!r} names no preferred engine; set engine")
+        elif supported and engine not in supported:
+            raise ValueError(f"engine {engine!r} is not supported for deployment_format {fmt!r}; allowed: {supported}")
+        variants = target.get("modelVariants")
+        if model_type is not None and isinstance(variants, list):
+            allowed_types = [v.get("variant") for v in variants if isinstance(v, dict) and v.get("supported")]
+            if allowed_types and model_type not in allowed_types:
+                raise ValueError(
+                    f"model_type {model_type!r} is not supported for deployment_format {fmt!r}; allowed: {allowed_types}"
+                )
+        return BuildSpec(fmt, str(engine), model_type, impulse_id, path, into_directory)
+
+    def job_request(self, hook: EdgeImpulseHook, context: Context) -> tuple[str, dict[str, Any] | None, Any]:
+        spec = self.build_spec(hook)
+        # Make the destination now: a path that cannot be written should fail before a build is paid for.
+        directory = spec.output_path if spec.into_directory else spec.output_path.parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ValueError(f"output_path {str(spec.output_path)!r}: cannot create {str(directory)!r}: {err}") from None
+        if not os.access(directory, os.W_OK):
+            raise ValueError(f"output_path {str(spec.output_path)!r}: directory {str(directory)!r} is not writable")
+        body: dict[str, Any] = {"engine": spec.engine}
+        if spec.model_type is not None:
+            body["modelType"] = spec.model_type
+        self.log.info("Building deployment %s (engine %s, model type %s)", spec.format, spec.engine, spec.model_type)
+        return "jobs/build-ondevice-model", {"type": spec.format, "impulseId": spec.impulse_id}, body
+
+    def job_result(self, hook: EdgeImpulseHook, outcome: dict[str, Any], context: Context) -> Any:
+        # A fresh operator after a deferral: check the (rendered) arguments again rather than trusting state.
+        spec = self.build_spec(hook)
+        version = _deployment_version(outcome.get("job"))
+        destination = spec.output_path
+        if spec.into_directory:
+            destination.mkdir(parents=True, exist_ok=True)
+        download = hook.download_deployment(
+            destination,
+            format=spec.format,
+            engine=spec.engine,
+            model_type=spec.model_type,
+            deployment_version=version,
+            impulse_id=spec.impulse_id,
+        )
+        return {
+            "path": download["path"],
+            "size": download["size"],
+            "sha256": download["sha256"],
+            "filename": download.get("filename"),
+            "format": spec.format,
+            "engine": spec.engine,
+            "model_type": spec.model_type,
+            "deploymentVersion": version,
+            "job_id": outcome.get("job_id"),
+            "project_id": outcome.get("project_id"),
+        }
+
+
+def _deployment_version(job: Any) -> int | None:
+    """
+    The version the build job made, from the job's ``metadata`` (newer Studio API).
+
+    The start call also answers it, but the base operator's start path keeps only the job id (so that a
+    retry can re-attach to the job); without a version the download asks for the latest build of the
+    format, engine and model type, which is the same artefact unless another build raced this one.
+    """
+    metadata = job.get("metadata") if isinstance(job, dict) else None
+    version = metadata.get("deploymentVersion") if isinstance(metadata, dict) else None
+    if isinstance(version, int) and not isinstance(version, bool):
+        return version
+    if isinstance(version, str) and version.isdigit():
+        return int(version)
+    return None

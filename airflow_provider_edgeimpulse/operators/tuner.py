@@ -1,0 +1,388 @@
+"""The EON Tuner: configure and start a search, and adopt one of its trials (or the best) as the impulse."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_edgeimpulse.operators import _params
+from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
+
+JobRequest = tuple[str, dict[str, Any] | None, Any]
+TUNING_ALGORITHMS = ("random", "hyperband", "bayesian", "custom")
+OPTIMIZATION_PRECISIONS = ("float32", "int8")
+BEST = "best"
+SELECTION_XCOM_KEY = "tuner_selection"
+
+# Named metrics: (natural direction, where to read it). Anything else is a dotted path into a trial.
+NAMED_METRICS: dict[str, str] = {
+    "accuracy": "max",  # metrics.validation.<variant>.accuracy
+    "test_accuracy": "max",  # metrics.test.<variant>.accuracy
+    "loss": "min",  # metrics.validation.<variant>.loss
+    "test_loss": "min",  # metrics.test.<variant>.loss
+    "latency": "min",  # devicePerformance.latency (ms)
+    "ram": "min",  # devicePerformance.ram (bytes)
+    "rom": "min",  # devicePerformance.rom (bytes)
+}
+
+
+class EdgeImpulseStartEONTunerOperator(EdgeImpulseRunJobOperator):
+    """
+    Configure the EON Tuner (``POST optimize/config``) and start a search (``jobs/optimize``).
+
+    By default the task returns as soon as the search started (``wait_for_completion=False``): a search
+    takes hours, and ``EONTunerStateSensor`` waits for it with progress in its log (trials completed,
+    failed, running). Set ``wait_for_completion=True`` to wait here on the coordinator job instead.
+
+    The configuration is built from the named parameters plus ``optimize_config`` (any other
+    ``OptimizeConfig`` field by its API name); a field given both ways with different values is an
+    error. The config is posted as given, not merged with the project's current one. When no
+    configuration parameter is given at all, the search runs with the configuration already set in Studio.
+
+    :param target_device: the device to optimise for: a name such as ``"cortex-m4f-80mhz"``, or
+        ``{"name", "ram", "rom"}``. Templated.
+    :param target_latency: the latency budget in milliseconds. Templated.
+    :param tuning_max_trials: the most trials to run. Templated.
+    :param tuning_workers: trials run in parallel. Templated.
+    :param training_cycles: training epochs per trial. Templated.
+    :param tuning_algorithm: ``random``, ``hyperband``, ``bayesian`` or ``custom``. Templated.
+    :param optimization_precision: ``float32`` or ``int8``. Templated.
+    :param max_total_training_time: the budget of the whole search, in seconds. Templated.
+    :param tuner_name: the name of the run in Studio. Templated.
+    :param optimize_config: further ``OptimizeConfig`` fields (``space``, ``earlyStopping``, ...). Templated.
+    :param extended_from_job_id: continue the search of this earlier coordinator job. Templated.
+
+    Common parameters: see :class:`EdgeImpulseRunJobOperator` (the Studio link opens the tuner page).
+
+    :return: the tuner coordinator job id (an ``int``; also under the XCom key ``job_id``) in every mode.
+        When waiting, the task resumes on a worker after the job to return it (``completes_in_trigger`` is off).
+    """
+
+    template_fields: Sequence[str] = (
+        "project_id",
+        "timeout",
+        "target_device",
+        "target_latency",
+        "tuning_max_trials",
+        "tuning_workers",
+        "training_cycles",
+        "tuning_algorithm",
+        "optimization_precision",
+        "max_total_training_time",
+        "tuner_name",
+        "optimize_config",
+        "extended_from_job_id",
+    )
+    template_fields_renderers = {"optimize_config": "json"}
+    tuner_link = True
+    # The return value (the id) is made on a worker; ending in the trigger would return the outcome dict.
+    completes_in_trigger = False
+
+    def __init__(
+        self,
+        *,
+        target_device: str | dict[str, Any] | None = None,
+        target_latency: int | str | None = None,
+        tuning_max_trials: int | str | None = None,
+        tuning_workers: int | str | None = None,
+        training_cycles: int | str | None = None,
+        tuning_algorithm: str | None = None,
+        optimization_precision: str | None = None,
+        max_total_training_time: float | str | None = None,
+        tuner_name: str | None = None,
+        optimize_config: dict[str, Any] | str | None = None,
+        extended_from_job_id: int | str | None = None,
+        wait_for_completion: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(wait_for_completion=wait_for_completion, **kwargs)
+        self.target_device = target_device
+        self.target_latency = target_latency
+        self.tuning_max_trials = tuning_max_trials
+        self.tuning_workers = tuning_workers
+        self.training_cycles = training_cycles
+        self.tuning_algorithm = tuning_algorithm
+        self.optimization_precision = optimization_precision
+        self.max_total_training_time = max_total_training_time
+        self.tuner_name = tuner_name
+        self.optimize_config = optimize_config
+        self.extended_from_job_id = extended_from_job_id
+
+    def _target_device(self) -> dict[str, Any] | None:
+        device = self.target_device
+        if isinstance(device, str) and device.strip().startswith("{"):
+            device = _params.optional_dict("target_device", device)
+        if device is None:
+            return None
+        if isinstance(device, str):
+            return {"name": _params.required_str("target_device", device)}
+        if not isinstance(device, dict) or not isinstance(device.get("name"), str) or not device["name"].strip():
+            raise ValueError(f"target_device must be a device name or a dict with a 'name', got {self.target_device!r}")
+        result: dict[str, Any] = {"name": device["name"].strip()}
+        for key in ("ram", "rom"):
+            if device.get(key) is not None:
+                result[key] = _params.required_int(f"target_device[{key!r}]", device[key], minimum=1)
+        unknown = sorted(set(device) - {"name", "ram", "rom"})
+        if unknown:
+            raise ValueError(f"target_device has unknown keys {unknown}; expected name, ram, rom")
+        return result
+
+    def tuner_config(self) -> dict[str, Any] | None:
+        """The ``OptimizeConfig`` to post, or ``None`` to keep the project's; checked before any request."""
+        named: dict[str, Any] = {
+            "targetDevice": self._target_device(),
+            "targetLatency": _params.optional_int("target_latency", self.target_latency, minimum=1),
+            "tuningMaxTrials": _params.optional_int("tuning_max_trials", self.tuning_max_trials, minimum=1),
+            "tuningWorkers": _params.optional_int("tuning_workers", self.tuning_workers, minimum=1),
+            "trainingCycles": _params.optional_int("training_cycles", self.training_cycles, minimum=1),
+            "tuningAlgorithm": _params.optional_str("tuning_algorithm", self.tuning_algorithm, choices=TUNING_ALGORITHMS),
+            "optimizationPrecision": _params.optional_str(
+                "optimization_precision", self.optimization_precision, choices=OPTIMIZATION_PRECISIONS
+            ),
+            "maxTotalTrainingTime": _params.optional_number(
+                "max_total_training_time", self.max_total_training_time, minimum=1
+            ),
+            "name": _params.optional_str("tuner_name", self.tuner_name),
+        }
+        config = _params.optional_dict("optimize_config", self.optimize_config) or {}
+        for key, value in named.items():
+            if value is None:
+                continue
+            if key in config and config[key] != value:
+                raise ValueError(f"optimize_config[{key!r}]={config[key]!r} contradicts the parameter giving {value!r}")
+            config[key] = value
+        if not config:
+            return None
+        missing = [key for key in ("targetDevice", "targetLatency") if key not in config]
+        if missing:
+            raise ValueError(
+                f"The EON Tuner config needs {' and '.join(missing)}: set target_device and target_latency "
+                "(or targetDevice/targetLatency in optimize_config)"
+            )
+        latency = config["targetLatency"]
+        if isinstance(latency, bool) or not isinstance(latency, int) or latency < 1:
+            raise ValueError(f"optimize_config['targetLatency'] must be a positive integer (ms), got {latency!r}")
+        device = config["targetDevice"]
+        if not isinstance(device, dict) or not isinstance(device.get("name"), str) or not device["name"]:
+            raise ValueError(f"optimize_config['targetDevice'] must be a dict with a 'name', got {device!r}")
+        return config
+
+    def job_request(self, hook: EdgeImpulseHook, context: Context) -> JobRequest:
+        extended_from = _params.optional_int("extended_from_job_id", self.extended_from_job_id, minimum=1)
+        config = self.tuner_config()
+        if config is None:
+            self.log.info("No EON Tuner settings given: the search uses the configuration set in Studio")
+        else:
+            # Posting the same config again (a retry re-attaching to its search) changes nothing.
+            hook.set_optimize_config(config)
+            self.log.info("EON Tuner configured: %s", config)
+        return "jobs/optimize", ({"extendedFromJobId": extended_from} if extended_from else None), None
+
+    def execute(self, context: Context) -> Any:
+        result = super().execute(context)
+        # Not waiting, the base answers {"job_id", "status": "started"}; the id alone is this task's result.
+        return result.get("job_id") if isinstance(result, dict) else result
+
+    def job_result(self, hook: EdgeImpulseHook, outcome: dict[str, Any], context: Context) -> Any:
+        return int(outcome["job_id"])
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == value:
+        return float(value)
+    return None
+
+
+def _pick_variant(by_variant: Any, variant: str | None) -> dict[str, Any] | None:
+    if not isinstance(by_variant, dict) or not by_variant:
+        return None
+    if variant is not None:
+        entry = by_variant.get(variant)
+    else:
+        entry = by_variant.get("float32") or by_variant.get("int8") or next(iter(by_variant.values()))
+    return entry if isinstance(entry, dict) else None
+
+
+def _dotted(trial: dict[str, Any], path: str) -> Any:
+    value: Any = trial
+    for part in path.split("."):
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return value
+
+
+def trial_metric(trial: dict[str, Any], metric: str, variant: str | None) -> float | None:
+    """One trial's value of ``metric`` (a name of ``NAMED_METRICS`` or a dotted path), or ``None``."""
+    if metric in ("latency", "ram", "rom"):
+        performance = trial.get("devicePerformance")
+        return _number(performance.get(metric)) if isinstance(performance, dict) else None
+    if metric in NAMED_METRICS:
+        split = "test" if metric.startswith("test_") else "validation"
+        metrics = trial.get("metrics")
+        entry = _pick_variant(metrics.get(split) if isinstance(metrics, dict) else None, variant)
+        return _number(entry.get(metric.removeprefix("test_"))) if entry else None
+    return _number(_dotted(trial, metric))
+
+
+def select_trial(state: dict[str, Any], metric: str, mode: str, variant: str | None) -> tuple[str, float]:
+    """The completed trial with the best ``metric`` (the first one on a tie), with its value."""
+    trials = [t for t in state.get("trials") or [] if isinstance(t, dict)]
+    completed = [t for t in trials if t.get("status") == "completed" and t.get("id") is not None]
+    if not completed:
+        statuses: dict[str, int] = {}
+        for trial in trials:
+            statuses[str(trial.get("status"))] = statuses.get(str(trial.get("status")), 0) + 1
+        raise ValueError(f"The EON Tuner run has no completed trial to choose from (trials by status: {statuses})")
+    scored = [(str(t["id"]), value) for t in completed if (value := trial_metric(t, metric, variant)) is not None]
+    if not scored:
+        available = [name for name in NAMED_METRICS if trial_metric(completed[0], name, variant) is not None]
+        where = f" for model variant {variant!r}" if variant else ""
+        raise ValueError(
+            f"metric {metric!r}{where} is not reported by any completed trial; metrics available: {available} "
+            "(or a dotted path into a trial, e.g. 'metrics.validation.int8.accuracy')"
+        )
+    pick = max if mode == "max" else min
+    return pick(scored, key=lambda item: item[1])
+
+
+class EdgeImpulseSetTunerPrimaryOperator(EdgeImpulseRunJobOperator):
+    """
+    Make an EON Tuner trial the project's impulse: ``jobs/set-tuner-primary-job?trialId``.
+
+    With ``trial_id="best"`` the trial is chosen from the run ``tuner_coordinator_job_id``: among its
+    completed trials, the one with the highest (``mode="max"``) or lowest (``mode="min"``) ``metric``.
+    Everything is decided before the job starts: no completed trial, an unknown metric or a run still
+    searching (unless ``require_finished=False``) fails the task without starting anything.
+
+    :param trial_id: the trial to adopt, or ``"best"``. Templated.
+    :param tuner_coordinator_job_id: the EON Tuner run (its coordinator job id); needed for ``"best"``;
+        with an explicit ``trial_id`` it is used to check that the trial exists and completed. Templated.
+    :param metric: what "best" means: ``accuracy`` (validation set), ``test_accuracy``, ``loss``,
+        ``test_loss``, ``latency``, ``ram``, ``rom``, or a dotted path into a trial of the tuner state
+        (e.g. ``metrics.validation.int8.accuracy``). Templated.
+    :param mode: ``max`` or ``min``; for a named metric its natural direction when omitted (accuracies
+        ``max``, the rest ``min``); required for a dotted path. Templated.
+    :param model_variant: the model variant whose metrics count (``float32``, ``int8``); the run's
+        ``optimizationPrecision`` when omitted. Templated.
+    :param impulse_name: the name of the impulse made from the trial. Templated.
+    :param require_finished: refuse to choose while the search is still running. Templated.
+
+    Common parameters: see :class:`EdgeImpulseRunJobOperator`.
+
+    :return: the job outcome plus ``trial_id``, ``metric`` and ``value`` (``None`` for an explicit trial);
+        those three are also pushed as XComs of their own. The task resumes on a worker after the job so
+        that the return value is the same in every mode (``completes_in_trigger`` is off).
+    """
+
+    template_fields: Sequence[str] = (
+        "project_id",
+        "timeout",
+        "trial_id",
+        "tuner_coordinator_job_id",
+        "metric",
+        "mode",
+        "model_variant",
+        "impulse_name",
+        "require_finished",
+    )
+    completes_in_trigger = False
+
+    def __init__(
+        self,
+        *,
+        trial_id: str,
+        tuner_coordinator_job_id: int | str | None = None,
+        metric: str = "accuracy",
+        mode: str | None = None,
+        model_variant: str | None = None,
+        impulse_name: str | None = None,
+        require_finished: bool | str = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.trial_id = trial_id
+        self.tuner_coordinator_job_id = tuner_coordinator_job_id
+        self.metric = metric
+        self.mode = mode
+        self.model_variant = model_variant
+        self.impulse_name = impulse_name
+        self.require_finished = require_finished
+        self._selection: dict[str, Any] | None = None
+
+    def _choose(self, hook: EdgeImpulseHook) -> dict[str, Any]:
+        trial_id = _params.required_str("trial_id", None if self.trial_id is None else str(self.trial_id))
+        run_id = _params.optional_int("tuner_coordinator_job_id", self.tuner_coordinator_job_id, minimum=1)
+        metric = _params.required_str("metric", self.metric)
+        mode = _params.optional_str("mode", self.mode, choices=("max", "min"))
+        variant = _params.optional_str("model_variant", self.model_variant)
+        require_finished = _params.required_bool("require_finished", self.require_finished)
+        _params.optional_str("impulse_name", self.impulse_name)
+        if metric not in NAMED_METRICS and "." not in metric:
+            raise ValueError(
+                f"metric {metric!r} is unknown; use one of {list(NAMED_METRICS)} or a dotted path into a trial "
+                "(e.g. 'metrics.validation.int8.accuracy')"
+            )
+        if mode is None:
+            if metric not in NAMED_METRICS:
+                raise ValueError(f"mode ('max' or 'min') is required with the metric path {metric!r}")
+            mode = NAMED_METRICS[metric]
+        is_best = trial_id.lower() == BEST
+        if is_best and run_id is None:
+            raise ValueError("trial_id='best' needs tuner_coordinator_job_id (the EON Tuner run to choose from)")
+        if run_id is None:
+            return {"trial_id": trial_id, "metric": None, "value": None}
+
+        state = hook.get_tuner_state(run_id)
+        config = state.get("config") if isinstance(state.get("config"), dict) else {}
+        variant = variant or config.get("optimizationPrecision") or None
+        if not is_best:
+            trial = next((t for t in state.get("trials") or [] if str(t.get("id")) == trial_id), None)
+            if trial is None:
+                raise ValueError(f"trial_id {trial_id!r} is not a trial of EON Tuner run {run_id}")
+            if trial.get("status") != "completed":
+                raise ValueError(
+                    f"trial_id {trial_id!r} of EON Tuner run {run_id} is {trial.get('status')!r}; "
+                    "only a completed trial can be adopted"
+                )
+            return {"trial_id": trial_id, "metric": None, "value": None}
+        if require_finished and state.get("tunerJobIsRunning"):
+            counts = state.get("status") or {}
+            raise ValueError(
+                f"EON Tuner run {run_id} is still searching ({counts.get('numCompletedTrials', '?')} trials "
+                "completed so far); wait for it (EONTunerStateSensor) or set require_finished=False"
+            )
+        chosen, value = select_trial(state, metric, mode, variant)
+        self.log.info("Best trial of EON Tuner run %s by %s (%s): %s = %s", run_id, metric, mode, chosen, value)
+        return {"trial_id": chosen, "metric": metric, "value": value}
+
+    def job_request(self, hook: EdgeImpulseHook, context: Context) -> JobRequest:
+        selection = self._choose(hook)
+        self._selection = selection
+        ti = context["ti"]
+        # Pushed before the job starts: the task resumes on a fresh operator after a deferral and must
+        # report the trial chosen now, not one chosen again from a search that may have moved on.
+        ti.xcom_push(key=SELECTION_XCOM_KEY, value=selection)
+        for key in ("trial_id", "metric", "value"):
+            ti.xcom_push(key=key, value=selection[key])
+        name = _params.optional_str("impulse_name", self.impulse_name)
+        return "jobs/set-tuner-primary-job", {"trialId": selection["trial_id"]}, ({"name": name} if name else {})
+
+    def job_result(self, hook: EdgeImpulseHook, outcome: dict[str, Any], context: Context) -> Any:
+        selection = self._selection
+        if selection is None:
+            ti = context["ti"]
+            selection = ti.xcom_pull(task_ids=ti.task_id, key=SELECTION_XCOM_KEY)
+        if not isinstance(selection, dict):
+            # The job succeeded: failing now would only make a retry fail the same way.
+            self.log.warning("The trial this task chose is not in its XComs; returning the outcome without it")
+            selection = {}
+        return {**outcome, **{key: selection.get(key) for key in ("trial_id", "metric", "value")}}

@@ -1,0 +1,120 @@
+"""The example DAGs run unchanged against the emulator through dag.test(), deferrable and not."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DAGS = Path(__file__).resolve().parent.parent / "dags"
+if str(DAGS) not in sys.path:
+    sys.path.insert(0, str(DAGS))  # Airflow puts the DAG folder on sys.path; the examples import their sibling
+
+pytestmark = pytest.mark.usefixtures("airflow_db")
+
+
+@pytest.fixture(params=[True, False], ids=["deferrable", "blocking"])
+def deferrable(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    # The waiting mode is read when the DAG file is parsed, as in a deployment.
+    monkeypatch.setenv("AIRFLOW_VAR_EDGEIMPULSE_DEFERRABLE", str(request.param).lower())
+    return bool(request.param)
+
+
+def load(dag_id: str) -> Any:
+    module = importlib.reload(importlib.import_module(dag_id)) if dag_id in sys.modules else None
+    return (module or importlib.import_module(dag_id)).dag
+
+
+def run(dag_id: str, conf: dict[str, Any] | None = None) -> Any:
+    return load(dag_id).test(run_conf=conf or {})
+
+
+def xcom(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        row = session.scalars(
+            select(XComModel).where(
+                XComModel.dag_id == dag_run.dag_id,
+                XComModel.run_id == dag_run.run_id,
+                XComModel.task_id == task_id,
+                XComModel.key == key,
+            )
+        ).first()
+        return None if row is None else row.value
+
+
+def states(dag_run: Any) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+
+
+def test_nightly_retrain_uploads_retrains_tests_gates_and_builds(edgeimpulse_emulator, deferrable, tmp_path):
+    em = edgeimpulse_emulator
+    em.configure(job_duration=0.3)
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    for n in range(3):
+        (samples / f"wave.{n}.json").write_text('{"payload": {"values": [[1, 2, 3]]}}')
+    out = tmp_path / "out"
+    dag_run = run("edgeimpulse_nightly_retrain", {"samples_dir": str(samples), "output_dir": str(out)})
+    assert str(dag_run.state) == "success", states(dag_run)
+    uploaded = xcom(dag_run, "upload_samples")
+    assert len(uploaded["sample_ids"]) == 3
+    testing = xcom(dag_run, "retrain_test_gate_build.test")
+    assert 0 < testing["accuracy"] <= 1
+    build = xcom(dag_run, "retrain_test_gate_build.build")
+    artifact = Path(build["path"])
+    assert artifact.is_file()
+    assert artifact.stat().st_size == build["size"]
+    assert zipfile.is_zipfile(artifact)
+    assert str(artifact).startswith(str(out))
+    assert xcom(dag_run, "retrain_test_gate_build.retrain", "studio_url").startswith(em.url)
+
+
+def test_nightly_retrain_without_samples_skips_only_the_upload(edgeimpulse_emulator, tmp_path):
+    edgeimpulse_emulator.configure(job_duration=0.2)
+    dag_run = run("edgeimpulse_nightly_retrain", {"samples_dir": "", "output_dir": str(tmp_path)})
+    assert str(dag_run.state) == "success", states(dag_run)
+    assert states(dag_run)["upload_samples"].endswith("skipped")
+    assert states(dag_run)["retrain_test_gate_build.build"].endswith("success")
+
+
+def test_nightly_retrain_stops_at_the_gate_below_the_threshold(edgeimpulse_emulator, tmp_path):
+    edgeimpulse_emulator.configure(job_duration=0.2)
+    dag_run = run("edgeimpulse_nightly_retrain", {"accuracy_threshold": 0.999, "output_dir": str(tmp_path)})
+    assert str(dag_run.state) == "failed"
+    task_states = states(dag_run)
+    assert task_states["retrain_test_gate_build.quality_gate"].endswith("failed")
+    assert task_states["retrain_test_gate_build.build"].endswith("upstream_failed")
+    assert not any(tmp_path.rglob("*.zip")), "nothing is built from a model below the threshold"
+
+
+def test_eon_tuner_adopts_the_best_trial_retrains_and_builds(edgeimpulse_emulator, deferrable, tmp_path, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_VAR_EDGEIMPULSE_TUNER_POKE_INTERVAL", "0.5")
+    em = edgeimpulse_emulator
+    em.configure(job_duration=0.5)
+    dag_run = run("edgeimpulse_eon_tuner", {"output_dir": str(tmp_path), "max_trials": 3})
+    assert str(dag_run.state) == "success", states(dag_run)
+    summary = xcom(dag_run, "wait_for_tuner")
+    adopted = xcom(dag_run, "adopt_best_trial")
+    assert adopted["trial_id"]
+    assert adopted["trial_id"] == summary["best_trial"]["trial_id"]
+    assert Path(xcom(dag_run, "build_deployment")["path"]).is_file()
+
+
+def test_data_curation_relabels_creates_the_impulse_and_generates_features(edgeimpulse_emulator, deferrable):
+    em = edgeimpulse_emulator
+    em.configure(job_duration=0.2)
+    dag_run = run("edgeimpulse_data_curation")
+    assert str(dag_run.state) == "success", states(dag_run)
+    labels = {s.label for s in em.state.project.samples.values() if s.category == "training"}
+    assert "up-down" in labels
+    assert "updown" not in labels
+    assert xcom(dag_run, "create_impulse") is not None
+    assert any("feature" in str(j["category"]).lower() for j in em.jobs()), em.jobs()
