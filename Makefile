@@ -4,9 +4,6 @@ VENV ?= .venv
 AIRFLOW_VERSION ?= 3.3.2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
-export AIRFLOW_HOME ?= $(CURDIR)/.airflow-home
-export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
-export AIRFLOW__CORE__UNIT_TEST_MODE ?= True
 
 .PHONY: venv demo test lint typecheck unit bench chaos clean
 

@@ -1,68 +1,174 @@
 """
-`make demo`: run one Edge Impulse retrain job end to end from the provider's hook.
+`make demo`: run the example DAG `edgeimpulse_nightly_retrain` end to end with `airflow dags test`.
 
-Against the local emulator by default; against Edge Impulse Studio when EDGEIMPULSE_API_KEY is set
-(and optionally EDGEIMPULSE_PROJECT_ID).
+Against a local Edge Impulse emulator by default; against Edge Impulse Studio when EDGEIMPULSE_API_KEY is set
+(and optionally EDGEIMPULSE_PROJECT_ID). Uses a throw-away AIRFLOW_HOME and leaves no process running.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+DAG_ID = "edgeimpulse_nightly_retrain"
+BIN = Path(sys.executable).parent
+STOP_BOUND_S = 10
 
 
-def _emulator_connection() -> tuple[object, dict[str, object]]:
-    from airflow_provider_edgeimpulse.emulator import EmulatorConfig, EmulatorThread
+def start_emulator() -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_edgeimpulse.emulator", "--port", "0", "--job-duration", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    prefix = "Edge Impulse emulator listening on "
+    if not line.startswith(prefix):
+        proc.kill()
+        raise SystemExit(f"the emulator did not start: {line!r}")
+    return proc, line.removeprefix(prefix)
 
-    server = EmulatorThread(EmulatorConfig(port=0, job_duration=3.0))
-    url = server.start()
-    print(f"Edge Impulse emulator listening on {url}")
-    conn = {
-        "conn_type": "edgeimpulse",
-        "host": url,
-        "password": server.config.api_key,
-        "extra": {"project_id": server.config.project_id, "ingestion_host": url},
-    }
-    return server, conn
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(STOP_BOUND_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(STOP_BOUND_S)
 
 
-def _studio_connection() -> dict[str, object]:
-    extra: dict[str, object] = {}
-    if os.environ.get("EDGEIMPULSE_PROJECT_ID"):
-        extra["project_id"] = os.environ["EDGEIMPULSE_PROJECT_ID"]
-    return {"conn_type": "edgeimpulse", "password": os.environ["EDGEIMPULSE_API_KEY"], "extra": extra}
+def demo_samples(folder: Path) -> Path:
+    """A few accelerometer samples in Edge Impulse's JSON acquisition format, for the upload step."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in range(3):
+        values = [[round(0.1 * i * (n + 1), 3), 0.0, 9.81] for i in range(125)]
+        sample = {
+            "protected": {"ver": "v1", "alg": "none"},
+            "signature": "0" * 64,
+            "payload": {
+                "device_type": "AIRFLOW_DEMO",
+                "interval_ms": 16,
+                "sensors": [{"name": f"acc{axis}", "units": "m/s2"} for axis in "XYZ"],
+                "values": values,
+            },
+        }
+        (folder / f"wave.demo{n}.json").write_text(json.dumps(sample))
+    return folder
+
+
+def airflow(home: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "airflow"), *args], env=env, capture_output=True, text=True, check=False)
+
+
+def read_xcoms(run_id: str) -> dict[tuple[str, str], Any]:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.scalars(select(XComModel).where(XComModel.dag_id == DAG_ID, XComModel.run_id == run_id))
+        return {(row.task_id, row.key): row.value for row in rows}
+
+
+def latest_run() -> Any:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        run = session.scalars(select(DagRun).where(DagRun.dag_id == DAG_ID).order_by(DagRun.id.desc())).first()
+        if run is None:
+            return None, {}
+        states = {ti.task_id: str(ti.state) for ti in run.get_task_instances(session=session)}
+        return run, states
 
 
 def main() -> int:
-    server = None
-    if os.environ.get("EDGEIMPULSE_API_KEY"):
-        conn = _studio_connection()
-        print("Running against Edge Impulse Studio (EDGEIMPULSE_API_KEY is set)")
-    else:
-        server, conn = _emulator_connection()
-    os.environ["AIRFLOW_CONN_EDGEIMPULSE_DEFAULT"] = json.dumps(conn)
+    started = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="edgeimpulse-demo-"))
+    home = work / "airflow-home"
+    emulator = None
     try:
-        from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
+        env = {
+            **os.environ,
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW_VAR_EDGEIMPULSE_DEFERRABLE": "true",
+        }
+        if os.environ.get("EDGEIMPULSE_API_KEY"):
+            extra: dict[str, Any] = {}
+            if os.environ.get("EDGEIMPULSE_PROJECT_ID"):
+                extra["project_id"] = os.environ["EDGEIMPULSE_PROJECT_ID"]
+                env["AIRFLOW_VAR_EDGEIMPULSE_PROJECT_ID"] = os.environ["EDGEIMPULSE_PROJECT_ID"]
+            conn = {"conn_type": "edgeimpulse", "password": os.environ["EDGEIMPULSE_API_KEY"], "extra": extra}
+            print("Running against Edge Impulse Studio (EDGEIMPULSE_API_KEY is set)")
+        else:
+            emulator, url = start_emulator()
+            conn = {
+                "conn_type": "edgeimpulse",
+                "host": url,
+                "password": "ei_emulator_key",
+                "extra": {"project_id": 1, "ingestion_host": url},
+            }
+            print(f"Edge Impulse emulator listening on {url}")
+        env["AIRFLOW_CONN_EDGEIMPULSE_DEFAULT"] = json.dumps(conn)
+        os.environ.update({k: env[k] for k in ("AIRFLOW_HOME", "AIRFLOW__CORE__DAGS_FOLDER")})
 
-        hook = EdgeImpulseHook()
-        ok, message = hook.test_connection()
-        print(f"Connection: {message}")
-        if not ok:
+        print("Preparing a throw-away Airflow metadata database ...")
+        migrated = airflow(home, env, "db", "migrate")
+        if migrated.returncode != 0:
+            print(migrated.stdout[-3000:], migrated.stderr[-3000:])
             return 1
-        project = hook.get_project_info()["project"]
-        print(f"Project {project['id']}: {project['name']}")
-        started = time.monotonic()
-        job_id = hook.start_retrain()
-        print(f"Started retrain job {job_id}")
-        outcome = hook.wait_for_job(job_id, on_log=lambda line: print(f"  [job {job_id}] {line}"))
-        elapsed = time.monotonic() - started
-        print(f"Job {job_id} finished: {outcome['status']} in {elapsed:.1f} s (finished at {outcome['finished']})")
-        return 0 if outcome["success"] else 1
+        conf = {"samples_dir": str(demo_samples(work / "samples")), "output_dir": str(work / "deployments")}
+        print(f"Running `airflow dags test {DAG_ID}` (deferrable waits) ...")
+        result = airflow(home, env, "dags", "test", DAG_ID, "--conf", json.dumps(conf))
+        (work / "dags-test.log").write_text(result.stdout + result.stderr)
+
+        run, states = latest_run()
+        xcoms = read_xcoms(run.run_id) if run is not None else {}
+        print(summary(run, states, xcoms, time.monotonic() - started))
+        if run is None or str(run.state) != "success":
+            print(result.stdout[-4000:], result.stderr[-4000:])
+            return 1
+        return 0
     finally:
-        if server is not None:
-            server.stop()  # type: ignore[attr-defined]
+        if emulator is not None:
+            stop(emulator)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def summary(run: Any, states: dict[str, str], xcoms: dict[tuple[str, str], Any], elapsed: float) -> str:
+    group = "retrain_test_gate_build"
+    lines = ["", f"=== {DAG_ID}: {run.state if run is not None else 'no run'} in {elapsed:.0f} s ==="]
+    for task_id, state in sorted(states.items()):
+        job_id = xcoms.get((task_id, "job_id"))
+        lines.append(f"  {task_id:<38} {state:<10}" + (f" job {job_id}" if job_id is not None else ""))
+    uploaded = xcoms.get(("upload_samples", "return_value")) or {}
+    if uploaded:
+        lines.append(f"  uploaded samples: {uploaded.get('sample_ids')}")
+    testing = xcoms.get((f"{group}.test", "return_value")) or {}
+    if testing:
+        lines.append(f"  model testing accuracy: {testing.get('accuracy'):.2%}")
+    build = xcoms.get((f"{group}.build", "return_value")) or {}
+    if build:
+        lines.append(
+            f"  deployment: {build.get('filename') or Path(str(build.get('path'))).name} "
+            f"({build.get('size')} bytes, sha256 {str(build.get('sha256'))[:16]}..., format {build.get('format')}, "
+            f"engine {build.get('engine')}, version {build.get('deploymentVersion')})"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,30 @@
+"""`make demo` runs the nightly DAG with `airflow dags test` against the emulator and leaves nothing running."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def emulator_processes() -> int:
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    return sum("airflow_provider_edgeimpulse.emulator --port 0 --job-duration 2" in line for line in out.splitlines())
+
+
+def test_demo_prints_the_summary_and_leaves_no_process():
+    before = emulator_processes()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "EDGEIMPULSE_"))}
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "demo.py")], env=env, capture_output=True, text=True, timeout=180
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "=== edgeimpulse_nightly_retrain: success" in out
+    assert "model testing accuracy:" in out
+    assert "deployment: " in out
+    assert "bytes, sha256" in out
+    assert emulator_processes() == before
