@@ -44,7 +44,19 @@ _LAZY = {
     "EdgeImpulseCreateImpulseOperator": "impulse",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "EdgeImpulseBatchEditLabelsOperator",
+    "EdgeImpulseBuildDeploymentOperator",
+    "EdgeImpulseCreateImpulseOperator",
+    "EdgeImpulseGenerateFeaturesOperator",
+    "EdgeImpulseModelTestingOperator",
+    "EdgeImpulseRetrainOperator",
+    "EdgeImpulseRunJobOperator",
+    "EdgeImpulseSetTunerPrimaryOperator",
+    "EdgeImpulseStartEONTunerOperator",
+    "EdgeImpulseTrainOperator",
+    "EdgeImpulseUploadSamplesOperator",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -33,7 +33,9 @@ def resolve_block(hook: EdgeImpulseHook, key: str, name: Any, block_id: Any) -> 
     wanted_name = _params.optional_str(name_param, name)
     wanted_id = _params.optional_int(id_param, block_id, minimum=0)
     if (wanted_name is None) == (wanted_id is None):
-        raise ValueError(f"Give exactly one of {name_param} (its name) or {id_param} (its id); got {name!r} and {block_id!r}")
+        raise ValueError(
+            f"Give exactly one of {name_param} (its name) or {id_param} (its id); got {name!r} and {block_id!r}"
+        )
     impulse = hook.get_impulse()
     if impulse is None:
         raise ValueError(f"Edge Impulse project {hook.project_id} has no impulse yet; create one first")

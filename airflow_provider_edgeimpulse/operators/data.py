@@ -219,7 +219,9 @@ def expand_paths(paths: Any) -> list[str]:
         else:
             files.append(pattern)
     if problems:
-        shown = problems[:_SHOWN_ERRORS] + ([f"... {len(problems) - _SHOWN_ERRORS} more"] if len(problems) > _SHOWN_ERRORS else [])
+        shown = problems[:_SHOWN_ERRORS] + (
+            [f"... {len(problems) - _SHOWN_ERRORS} more"] if len(problems) > _SHOWN_ERRORS else []
+        )
         raise ValueError("paths: " + "; ".join(shown))
     return list(dict.fromkeys(os.path.abspath(f) for f in files))
 
@@ -315,8 +317,9 @@ class EdgeImpulseUploadSamplesOperator(EdgeImpulseBaseOperator):
         )
         done = [f for f in upload["files"] if f["success"]]
         failed = [{"file": f["path"], "error": f["error"]} for f in upload["files"] if not f["success"]]
+        sample_ids = [f["sample_id"] for f in done if f["sample_id"] is not None]
         result = {
-            "sample_ids": [f["sample_id"] for f in done if f["sample_id"] is not None],
+            "sample_ids": sample_ids,
             "uploaded": len(done),
             "failed": failed,
             "requests": upload["requests"],
@@ -333,5 +336,5 @@ class EdgeImpulseUploadSamplesOperator(EdgeImpulseBaseOperator):
                 f"Uploaded {len(done)} of {len(files)} files; {len(failed)} failed: {errors}"
                 + (f" (and {len(failed) - _SHOWN_ERRORS} more)" if len(failed) > _SHOWN_ERRORS else "")
             )
-        self.log.info("Uploaded %d files (%d sample ids)", len(done), len(result["sample_ids"]))
+        self.log.info("Uploaded %d files (%d sample ids)", len(done), len(sample_ids))
         return result

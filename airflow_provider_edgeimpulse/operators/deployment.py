@@ -97,7 +97,9 @@ class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
         target = next((t for t in targets if t.get("format") == fmt), None)
         if target is None:
             allowed = ", ".join(sorted(str(t.get("format")) for t in targets)) or "none"
-            raise ValueError(f"deployment_format {fmt!r} is not a deployment target of this project; allowed: {allowed}")
+            raise ValueError(
+                f"deployment_format {fmt!r} is not a deployment target of this project; allowed: {allowed}"
+            )
         supported = [str(e) for e in target.get("supportedEngines") or []]
         if engine is None:
             engine = target.get("preferredEngine") or (supported[0] if supported else None)
@@ -110,7 +112,8 @@ class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
             allowed_types = [v.get("variant") for v in variants if isinstance(v, dict) and v.get("supported")]
             if allowed_types and model_type not in allowed_types:
                 raise ValueError(
-                    f"model_type {model_type!r} is not supported for deployment_format {fmt!r}; allowed: {allowed_types}"
+                    f"model_type {model_type!r} is not supported for deployment_format {fmt!r}; "
+                    f"allowed: {allowed_types}"
                 )
         return BuildSpec(fmt, str(engine), model_type, impulse_id, path, into_directory)
 
@@ -121,7 +124,9 @@ class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise ValueError(f"output_path {str(spec.output_path)!r}: cannot create {str(directory)!r}: {err}") from None
+            raise ValueError(
+                f"output_path {str(spec.output_path)!r}: cannot create {str(directory)!r}: {err}"
+            ) from None
         if not os.access(directory, os.W_OK):
             raise ValueError(f"output_path {str(spec.output_path)!r}: directory {str(directory)!r} is not writable")
         body: dict[str, Any] = {"engine": spec.engine}

@@ -34,7 +34,9 @@ def load_definition(definition: Any) -> dict[str, Any]:
         except ValueError as err:
             raise ValueError(f"{source} is not valid JSON: {err}") from None
     if not isinstance(definition, dict):
-        raise ValueError(f"{source} must be a JSON object with {', '.join(BLOCK_LISTS)}; got {type(definition).__name__}")
+        raise ValueError(
+            f"{source} must be a JSON object with {', '.join(BLOCK_LISTS)}; got {type(definition).__name__}"
+        )
     problems = []
     for key in BLOCK_LISTS:
         blocks = definition.get(key)

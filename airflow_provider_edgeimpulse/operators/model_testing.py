@@ -37,7 +37,8 @@ def _count(value: Any) -> int:
 
 def summarize_model_testing(results: dict[str, Any]) -> dict[str, Any]:
     """The small, XCom-friendly part of ``classify/all/result``: totals, scores and the per-label breakdown."""
-    block = results.get("accuracy") if isinstance(results.get("accuracy"), dict) else {}
+    raw_block = results.get("accuracy")
+    block: dict[str, Any] = raw_block if isinstance(raw_block, dict) else {}
     total = block.get("totalSummary") or {}
     good, bad = _count(total.get("good")), _count(total.get("bad"))
     per_label: dict[str, dict[str, Any]] = {}

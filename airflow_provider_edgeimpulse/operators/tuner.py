@@ -140,7 +140,9 @@ class EdgeImpulseStartEONTunerOperator(EdgeImpulseRunJobOperator):
             "tuningMaxTrials": _params.optional_int("tuning_max_trials", self.tuning_max_trials, minimum=1),
             "tuningWorkers": _params.optional_int("tuning_workers", self.tuning_workers, minimum=1),
             "trainingCycles": _params.optional_int("training_cycles", self.training_cycles, minimum=1),
-            "tuningAlgorithm": _params.optional_str("tuning_algorithm", self.tuning_algorithm, choices=TUNING_ALGORITHMS),
+            "tuningAlgorithm": _params.optional_str(
+                "tuning_algorithm", self.tuning_algorithm, choices=TUNING_ALGORITHMS
+            ),
             "optimizationPrecision": _params.optional_str(
                 "optimization_precision", self.optimization_precision, choices=OPTIMIZATION_PRECISIONS
             ),
@@ -342,7 +344,8 @@ class EdgeImpulseSetTunerPrimaryOperator(EdgeImpulseRunJobOperator):
             return {"trial_id": trial_id, "metric": None, "value": None}
 
         state = hook.get_tuner_state(run_id)
-        config = state.get("config") if isinstance(state.get("config"), dict) else {}
+        raw_config = state.get("config")
+        config: dict[str, Any] = raw_config if isinstance(raw_config, dict) else {}
         variant = variant or config.get("optimizationPrecision") or None
         if not is_best:
             trial = next((t for t in state.get("trials") or [] if str(t.get("id")) == trial_id), None)
