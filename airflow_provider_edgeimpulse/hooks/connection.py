@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from airflow_provider_edgeimpulse.hooks.credentials import EdgeImpulseCredentials, credentials_from_connection
 from airflow_provider_edgeimpulse.hooks.masking import amask_secrets, mask_secrets
+
+if TYPE_CHECKING:
+    from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
 
 
 def resolve_credentials(conn_id: str) -> EdgeImpulseCredentials:
@@ -23,3 +28,15 @@ async def aresolve_credentials(conn_id: str) -> EdgeImpulseCredentials:
     credentials = credentials_from_connection(conn, extra)
     await amask_secrets(credentials.secrets())
     return credentials
+
+
+def hook_for_task(conn_id: str, project_id: Any) -> EdgeImpulseHook:
+    """The hook an operator or sensor uses: its connection, and its (rendered) ``project_id`` validated."""
+    from airflow_provider_edgeimpulse.hooks.credentials import parse_project_id
+    from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
+
+    try:
+        parsed = parse_project_id(project_id)
+    except Exception as err:
+        raise ValueError(f"project_id: {err}") from None
+    return EdgeImpulseHook(edgeimpulse_conn_id=conn_id, project_id=parsed)

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from airflow_provider_edgeimpulse.hooks.credentials import parse_project_id
 from airflow_provider_edgeimpulse.links import STUDIO_URL_XCOM_KEY, EdgeImpulseStudioLink
 
 if TYPE_CHECKING:
@@ -41,13 +40,9 @@ class EdgeImpulseBaseOperator(BaseOperator):
     @cached_property
     def hook(self) -> EdgeImpulseHook:
         # Imported here: DAG files import operators on every parse; the hook pulls in requests and more.
-        from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
+        from airflow_provider_edgeimpulse.hooks.connection import hook_for_task
 
-        try:
-            project_id = parse_project_id(self.project_id)
-        except Exception as err:
-            raise ValueError(f"project_id: {err}") from None
-        return EdgeImpulseHook(edgeimpulse_conn_id=self.edgeimpulse_conn_id, project_id=project_id)
+        return hook_for_task(self.edgeimpulse_conn_id, self.project_id)
 
     def push_studio_url(self, context: Context, page: str) -> str:
         """XCom the Studio page the task worked on, for the "Edge Impulse Studio" button."""

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowException, BaseOperator, ResumableJobMixin, conf
 
-from airflow_provider_edgeimpulse.hooks.credentials import parse_project_id
 from airflow_provider_edgeimpulse.jobs.waiter import (
     DEFAULT_LOG_TAIL,
     DEFAULT_POLL_INTERVAL_S,
@@ -113,15 +112,9 @@ class EdgeImpulseRunJobOperator(ResumableJobMixin, BaseOperator):
 
     @cached_property
     def hook(self) -> EdgeImpulseHook:
-        from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
+        from airflow_provider_edgeimpulse.hooks.connection import hook_for_task
 
-        return EdgeImpulseHook(edgeimpulse_conn_id=self.edgeimpulse_conn_id, project_id=self._project_id())
-
-    def _project_id(self) -> int | None:
-        try:
-            return parse_project_id(self.project_id)
-        except Exception as err:
-            raise ValueError(f"{self.task_id}: {err}") from None
+        return hook_for_task(self.edgeimpulse_conn_id, self.project_id)
 
     def wait_settings(self) -> WaitSettings:
         # A string may still be a template; it is checked again once rendered.

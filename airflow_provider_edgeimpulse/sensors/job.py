@@ -15,7 +15,6 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from airflow_provider_edgeimpulse.hooks.credentials import parse_project_id
 from airflow_provider_edgeimpulse.jobs.waiter import (
     DEFAULT_LOG_TAIL,
     DEFAULT_POLL_INTERVAL_S,
@@ -38,13 +37,9 @@ class EdgeImpulseSensorMixin:
 
     @cached_property
     def hook(self) -> EdgeImpulseHook:
-        from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
+        from airflow_provider_edgeimpulse.hooks.connection import hook_for_task
 
-        try:
-            project_id = parse_project_id(self.project_id)
-        except Exception as err:
-            raise ValueError(f"project_id: {err}") from None
-        return EdgeImpulseHook(edgeimpulse_conn_id=self.edgeimpulse_conn_id, project_id=project_id)
+        return hook_for_task(self.edgeimpulse_conn_id, self.project_id)
 
 
 def positive_int(name: str, value: Any) -> int:
@@ -57,6 +52,22 @@ def positive_int(name: str, value: Any) -> int:
     if number <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return number
+
+
+def settle_event(event: Any, result: Any, failure_tail: list[str] | None = None) -> Any:
+    """Turn a trigger event into the sensor's result or the right exception; unknown events fail closed."""
+    if not isinstance(event, dict) or event.get("status") not in ("success", "failure", "timeout", "error"):
+        raise AirflowException(f"Unexpected trigger event {event!r}; failing closed")
+    status, message = event["status"], str(event.get("message"))
+    if status == "success":
+        return result
+    if status == "failure":
+        tail = "\n".join((failure_tail or [])[-_ERROR_TAIL_LINES:])
+        # A finished job's outcome cannot change: retrying the sensor would only fail again.
+        raise AirflowFailException(f"{message}. Last log lines:\n{tail}" if failure_tail is not None else message)
+    if status == "timeout":
+        raise AirflowSensorTimeout(message)
+    raise AirflowException(message)
 
 
 def deadline_for(sensor: BaseSensorOperator) -> float | None:
@@ -163,16 +174,7 @@ class EdgeImpulseJobSensor(EdgeImpulseSensorMixin, BaseSensorOperator):
         )
 
     def execute_complete(self, context: Context, event: Any = None) -> Any:
-        if not isinstance(event, dict) or event.get("status") not in ("success", "failure", "timeout", "error"):
-            raise AirflowException(f"Unexpected trigger event {event!r}; failing closed")
-        status = event["status"]
-        outcome = event.get("outcome") or {}
+        outcome = (event.get("outcome") if isinstance(event, dict) else None) or {}
         for line in outcome.get("log_tail") or []:
             self.log.info("[job %s] %s", event.get("job_id"), line)
-        if status == "success":
-            return outcome
-        if status == "failure":
-            self._fail(event.get("job_id"), list(outcome.get("log_tail") or []))
-        if status == "timeout":
-            raise AirflowSensorTimeout(str(event.get("message")))
-        raise AirflowException(str(event.get("message")))
+        return settle_event(event, outcome, list(outcome.get("log_tail") or []))

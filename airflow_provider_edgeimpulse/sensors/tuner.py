@@ -6,15 +6,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import (
-    AirflowException,
     AirflowFailException,
-    AirflowSensorTimeout,
     BaseSensorOperator,
     conf,
 )
 
 from airflow_provider_edgeimpulse.jobs import tuner_state
-from airflow_provider_edgeimpulse.sensors.job import EdgeImpulseSensorMixin, deadline_for, positive_int
+from airflow_provider_edgeimpulse.sensors.job import EdgeImpulseSensorMixin, deadline_for, positive_int, settle_event
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -115,13 +113,4 @@ class EONTunerStateSensor(EdgeImpulseSensorMixin, BaseSensorOperator):
         )
 
     def execute_complete(self, context: Context, event: Any = None) -> Any:
-        if not isinstance(event, dict) or event.get("status") not in ("success", "failure", "timeout", "error"):
-            raise AirflowException(f"Unexpected trigger event {event!r}; failing closed")
-        status = event["status"]
-        if status == "success":
-            return event.get("summary")
-        if status == "failure":
-            raise AirflowFailException(str(event.get("message")))
-        if status == "timeout":
-            raise AirflowSensorTimeout(str(event.get("message")))
-        raise AirflowException(str(event.get("message")))
+        return settle_event(event, event.get("summary") if isinstance(event, dict) else None)
