@@ -124,7 +124,7 @@ class AsyncEdgeImpulseClient:
             last = attempt == policy.max_attempts
             try:
                 async with self.session.request(
-                    method, url, params=query, json=json, headers=headers, cookies=cookies
+                    method, url, params=query, json=json, headers=headers, cookies=cookies or None
                 ) as resp:
                     text = await resp.text(errors="replace")
                     if resp.status not in RETRYABLE_STATUSES or last:

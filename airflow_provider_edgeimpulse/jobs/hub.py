@@ -62,6 +62,10 @@ class Subscription:
 
     async def next(self, timeout: float | None) -> HubEvent | None:
         """The next event, or ``None`` when ``timeout`` seconds pass without one."""
+        if not self.queue.empty():
+            # No timer for an event that is already here: arming and cancelling one per event cost a third of
+            # the triggerer's time in a burst.
+            return self.queue.get_nowait()
         try:
             async with asyncio.timeout(timeout):
                 return await self.queue.get()
@@ -180,9 +184,22 @@ class JobEventHub:
             await self._close_ws()
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> str:
-        ping_bound: float | None = _HANDSHAKE_BOUND_S
+        silence = _SilenceWatch(_HANDSHAKE_BOUND_S)
+        try:
+            return await self._read_frames(ws, silence)
+        except asyncio.CancelledError:
+            # Our own cancellation (the socket went silent) ends this connection; any other one is passed on.
+            task = asyncio.current_task()
+            if silence.tripped and task is not None and task.uncancel() == 0:
+                return f"socket silent for over {silence.bound:g} s"
+            raise
+        finally:
+            silence.stop()
+
+    async def _read_frames(self, ws: aiohttp.ClientWebSocketResponse, silence: _SilenceWatch) -> str:
         while True:
-            msg = await ws.receive(timeout=ping_bound)
+            msg = await ws.receive()
+            silence.heard()
             if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
                 return "socket closed"
             if msg.type is aiohttp.WSMsgType.ERROR:
@@ -195,7 +212,7 @@ class JobEventHub:
                 log.warning("Skipping a malformed Socket.IO frame from Edge Impulse: %s", err)
                 continue
             if frame.engine is sio.EngineType.OPEN:
-                ping_bound = _ping_bound(frame.open or {}, self.eio)
+                silence.set_bound(_ping_bound(frame.open or {}, self.eio))
                 if self.eio is sio.EIOVersion.V4:
                     await ws.send_str(sio.encode_connect())
                 else:
@@ -270,6 +287,51 @@ class JobEventHub:
                     await ws.close()
             except (TimeoutError, aiohttp.ClientError, OSError):
                 pass
+
+
+class _SilenceWatch:
+    """
+    Cancels the reading task once the socket has been silent for ``bound`` seconds (the server's pings stopped).
+
+    What ``receive(timeout=...)`` did, with one timer for the socket's life, re-armed only when it fires: a
+    timeout per ``receive()`` arms and cancels a timer for every frame, which in a burst of job events cost the
+    triggerer a large share of its loop (aiohttp's own comment puts it at up to half of ``receive()``). As with
+    a receive timeout, aiohttp marks the cancelled socket closed abnormally, so closing it does not wait on the
+    silent peer.
+    """
+
+    def __init__(self, bound: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self.bound = bound
+        self.tripped = False
+        self._last = self._loop.time()
+        self._handle: asyncio.TimerHandle | None = self._loop.call_at(self._last + bound, self._check)
+
+    def heard(self) -> None:
+        self._last = self._loop.time()
+
+    def set_bound(self, bound: float) -> None:
+        """The server's ping interval is known (Engine.IO open): measure silence against it from now on."""
+        self.bound = bound
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = self._loop.call_at(self._last + bound, self._check)
+
+    def _check(self) -> None:
+        deadline = self._last + self.bound
+        if self._loop.time() < deadline:
+            self._handle = self._loop.call_at(deadline, self._check)
+            return
+        self._handle = None
+        self.tripped = True
+        if self._task is not None:
+            self._task.cancel()
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
 
 async def _send_quietly(ws: aiohttp.ClientWebSocketResponse, frame: str) -> None:

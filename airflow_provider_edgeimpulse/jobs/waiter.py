@@ -13,11 +13,13 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_edgeimpulse.hooks.credentials import EdgeImpulseCredentials
-from airflow_provider_edgeimpulse.jobs.hub import HubEvent, JobEventHub, registry_for_running_loop
+
+if TYPE_CHECKING:
+    from airflow_provider_edgeimpulse.jobs.hub import HubEvent, JobEventHub
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,8 @@ DEFAULT_LOG_TAIL = 50
 _CONNECT_GRACE_S = 10.0
 _UNAVAILABLE_AFTER_FAILURES = 3
 _CONFIRM_DELAYS_S = (0.2, 0.5, 1.0, 2.0)
+# Lines remembered to recognise a replayed log after a reconnect; a longer log may repeat lines after one.
+_SEEN_CAP = 20000
 
 LogCallback = Callable[[str], None]
 
@@ -48,7 +52,15 @@ class JobOutcome:
         return self.status == "timeout"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "job_id": self.job_id,
+            "project_id": self.project_id,
+            "status": self.status,
+            "success": self.success,
+            "finished": self.finished,
+            "log_tail": list(self.log_tail),
+            "job": dict(self.job),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobOutcome:
@@ -87,6 +99,8 @@ async def wait_for_job(
     Returns the outcome; a job that failed is an outcome (``success=False``), not an exception. Raises only
     for errors of its own (bad credentials, an unknown job, a Studio that stays unreachable).
     """
+    from airflow_provider_edgeimpulse.jobs.hub import registry_for_running_loop
+
     settings = settings or WaitSettings()
     hub = registry_for_running_loop().hub_for(credentials, project_id)
     waiter = _JobWait(hub, project_id, job_id, settings, on_log)
@@ -125,8 +139,8 @@ class _JobWait:
         self.settings = settings
         self.on_log = on_log
         self.tail: deque[str] = deque(maxlen=settings.log_tail)
-        self._recent: deque[str] = deque(maxlen=2000)
-        self._recent_set: dict[str, int] = {}
+        self._seen: list[str] = []
+        self._replay_at: int | None = None
         self.live = False
         self._said_polling = False
 
@@ -144,7 +158,7 @@ class _JobWait:
                 self._log_line(event.line or "")
                 continue
             elif event.kind == "connected":
-                self.live = True
+                self._expect_replay()
                 job = await self._status()
             elif event.kind == "disconnected":
                 self.live = False
@@ -164,7 +178,7 @@ class _JobWait:
         if event is None:
             return
         if event.kind == "connected":
-            self.live = True
+            self._expect_replay()
         elif event.kind == "disconnected":
             self._maybe_say_polling(event)
         else:
@@ -208,22 +222,26 @@ class _JobWait:
             return
         if not self.tail:
             self.tail.extend(lines[-self.settings.log_tail :])
-        elif lines:
-            for line in lines:
-                if line not in self._recent_set:
-                    self._log_line(line)
+            return
+        # The REST tail overlaps what the socket delivered: relay only what follows the overlap.
+        overlap = next((k for k in range(min(len(lines), len(self._seen)), 0, -1) if lines[:k] == self._seen[-k:]), 0)
+        self._replay_at = None
+        for line in lines[overlap:]:
+            self._log_line(line)
+
+    def _expect_replay(self) -> None:
+        """A (re)subscription replays the job's log from its start: skip the part already relayed."""
+        self.live = True
+        self._replay_at = 0
 
     def _log_line(self, line: str) -> None:
-        # Log streams are replayed on every (re)subscribe; drop lines already seen.
-        if line in self._recent_set:
-            return
-        if len(self._recent) == self._recent.maxlen:
-            old = self._recent[0]
-            self._recent_set[old] -= 1
-            if not self._recent_set[old]:
-                del self._recent_set[old]
-        self._recent.append(line)
-        self._recent_set[line] = self._recent_set.get(line, 0) + 1
+        if self._replay_at is not None:
+            if self._replay_at < len(self._seen) and self._seen[self._replay_at] == line:
+                self._replay_at += 1
+                return
+            self._replay_at = None  # past the replay (or the server does not replay): every line is new
+        if len(self._seen) < _SEEN_CAP:
+            self._seen.append(line)
         self.tail.append(line)
         if self.on_log is not None:
             try:

@@ -211,3 +211,20 @@ async def test_both_engine_io_versions_carry_a_wait(credentials, jobs, edgeimpul
         assert event is not None and event.kind == "finished" and event.success is True
     finally:
         await sub.aclose()
+
+
+async def test_every_log_line_is_relayed_once_even_repeated_ones_and_across_a_reconnect(
+    credentials, jobs, edgeimpulse_emulator
+):
+    em = edgeimpulse_emulator
+    em.configure(job_duration=1.5)
+    job_id = await jobs.astart()
+    lines: list[str] = []
+    waiting = asyncio.create_task(wait_for_job(credentials, credentials.project_id, job_id, on_log=lines.append))
+    await asyncio.sleep(0.7)
+    await asyncio.to_thread(em.fault, drop_sockets=True)  # the new subscription replays the log from its start
+    outcome = await asyncio.wait_for(waiting, 15)
+    assert outcome.success
+    expected = em.state.job_log(credentials.project_id, job_id)
+    assert len(expected) != len(set(expected)), "the emulated retrain repeats lines: the check needs that"
+    assert lines == expected

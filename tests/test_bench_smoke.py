@@ -1,0 +1,71 @@
+"""
+Every benchmark runs end to end with tiny sizes (``--quick``) and ends with one JSON line holding its figures.
+
+A smoke test, not a timed one: nothing here looks at the numbers. The scripts run side by side to keep this
+short, which makes their quick figures meaningless anyway; `make bench` is where they are measured.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+SCRIPTS = sorted(p for p in BENCH.glob("*.py") if not p.name.startswith("_"))
+# A hang guard, not a time limit on the benchmarks.
+HANG_GUARD_S = 300
+
+FIGURES = {
+    "wait_latency.py": {"p50_ms", "p99_ms", "baseline_p50_ms", "speedup_p50"},
+    "requests_per_wait.py": {"requests_per_wait", "baseline_1s", "baseline_30s"},
+    "triggerer_scale.py": {
+        "waits",
+        "max_sockets",
+        "peak_rss_mb",
+        "last_event_after_last_finish_ms",
+        "baseline_max_sockets",
+        "baseline_peak_rss_mb",
+    },
+    "import_time.py": {"provider_ms", "dbt_cloud_ms", "ratio"},
+    "download.py": {"mib_per_s", "curl_mib_per_s", "ratio", "rss_growth_mb"},
+    "upload.py": {"files_per_s", "baseline_files_per_s", "speedup"},
+}
+
+
+def _run(script: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(script), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD_S,
+        cwd=BENCH.parent,
+    )
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict[str, subprocess.CompletedProcess[str]]:
+    with ThreadPoolExecutor(max_workers=len(SCRIPTS)) as pool:
+        return dict(zip((p.name for p in SCRIPTS), pool.map(_run, SCRIPTS), strict=True))
+
+
+def test_every_named_benchmark_exists():
+    assert set(FIGURES) <= {p.name for p in SCRIPTS}
+
+
+@pytest.mark.parametrize("name", [p.name for p in SCRIPTS])
+def test_quick_run_ends_with_its_figures(runs: dict[str, subprocess.CompletedProcess[str]], name: str):
+    run = runs[name]
+    assert run.returncode == 0, f"{name} failed:\n{run.stderr[-3000:]}"
+    lines = run.stdout.strip().splitlines()
+    assert lines, f"{name} printed nothing on stdout"
+    figures = json.loads(lines[-1])
+    assert isinstance(figures, dict)
+    missing = FIGURES.get(name, set()) - set(figures)
+    assert not missing, f"{name} did not report {sorted(missing)}: {figures}"
+    if name == "requests_per_wait.py":
+        assert set(figures["requests_per_wait"]) == {"5s", "20s", "60s"}
