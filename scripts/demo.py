@@ -125,6 +125,8 @@ def main() -> int:
             print(f"Edge Impulse emulator listening on {url}")
         env["AIRFLOW_CONN_EDGEIMPULSE_DEFAULT"] = json.dumps(conn)
         os.environ.update({k: env[k] for k in ("AIRFLOW_HOME", "AIRFLOW__CORE__DAGS_FOLDER")})
+        os.environ["AIRFLOW_CONN_EDGEIMPULSE_DEFAULT"] = env["AIRFLOW_CONN_EDGEIMPULSE_DEFAULT"]
+        print(describe_project())
 
         print("Preparing a throw-away Airflow metadata database ...")
         migrated = airflow(home, env, "db", "migrate")
@@ -147,6 +149,22 @@ def main() -> int:
         if emulator is not None:
             stop(emulator)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def describe_project() -> str:
+    from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
+
+    hook = EdgeImpulseHook()
+    ok, message = hook.test_connection()
+    if not ok:
+        raise SystemExit(f"Cannot use the Edge Impulse connection: {message}")
+    info = hook.get_project_info()
+    project = info.get("project") or {}
+    impulse = info.get("impulse") or {}
+    return (
+        f"Project {project.get('id')}: {project.get('name')!r} (owner {project.get('owner')!r}, "
+        f"impulse {'complete' if impulse.get('complete') else 'not complete'})"
+    )
 
 
 def summary(run: Any, states: dict[str, str], xcoms: dict[tuple[str, str], Any], elapsed: float) -> str:

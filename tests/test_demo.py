@@ -23,6 +23,7 @@ def test_demo_prints_the_summary_and_leaves_no_process():
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
+    assert "Project 1: 'Emulated gestures'" in out
     assert "=== edgeimpulse_nightly_retrain: success" in out
     assert "model testing accuracy:" in out
     assert "deployment: " in out
