@@ -100,8 +100,9 @@ class EdgeImpulseBatchEditLabelsOperator(EdgeImpulseRunJobOperator):
             "filename": _params.optional_str("filename", self.filename),
             "search": _params.optional_str("search", self.search),
         }
+        allow_all = _params.required_bool("allow_all", self.allow_all)  # checked even when filters make it moot
         narrowing = [filters[key] for key in ("labels", "ids", "filename", "search")]
-        if all(value is None for value in narrowing) and not _params.required_bool("allow_all", self.allow_all):
+        if all(value is None for value in narrowing) and not allow_all:
             raise ValueError(
                 "No filter (labels, ids, filename, search) given: that relabels every sample of the category; "
                 "set allow_all=True if that is meant"

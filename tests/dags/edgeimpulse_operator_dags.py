@@ -151,6 +151,12 @@ def failing_dag(mode: str) -> DAG:
 DAGS = {
     dag.dag_id: dag
     for mode in MODES
-    for dag in (training_dag(mode), testing_and_deployment_dag(mode), tuner_dag(mode), data_dag(mode), failing_dag(mode))
+    for dag in (
+        training_dag(mode),
+        testing_and_deployment_dag(mode),
+        tuner_dag(mode),
+        data_dag(mode),
+        failing_dag(mode),
+    )
 }
 globals().update({dag_id.replace("-", "_"): dag for dag_id, dag in DAGS.items()})

@@ -79,4 +79,6 @@ def wait_for_jobs(em: Any, count: int, timeout: float = 10) -> list[dict[str, An
 def job_starts(em: Any) -> int:
     """Requests that could have started a job (any POST under jobs/ except cancel), whatever their answer."""
     routes = em.requests().get("by_route", {})
-    return sum(n for route, n in routes.items() if route.startswith("POST") and "/jobs/" in route and "cancel" not in route)
+    return sum(
+        n for route, n in routes.items() if route.startswith("POST") and "/jobs/" in route and "cancel" not in route
+    )
