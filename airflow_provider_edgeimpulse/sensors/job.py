@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import (
     AirflowException,
     AirflowFailException,
-    AirflowSensorTimeout,
-    BaseSensorOperator,
+    PokeReturnValue,
     conf,
 )
 
@@ -20,79 +17,44 @@ from airflow_provider_edgeimpulse.jobs.waiter import (
     DEFAULT_POLL_INTERVAL_S,
     DEFAULT_SAFETY_INTERVAL_S,
 )
+from airflow_provider_edgeimpulse.sensors._base import (
+    TASK_SUCCESS,
+    EdgeImpulseBaseSensor,
+    positive_int,
+    positive_seconds,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
-
 _ERROR_TAIL_LINES = 20
 
 
-class EdgeImpulseSensorMixin:
-    """The connection, project and hook every Edge Impulse sensor shares."""
-
-    edgeimpulse_conn_id: str
-    project_id: Any
-
-    @cached_property
-    def hook(self) -> EdgeImpulseHook:
-        from airflow_provider_edgeimpulse.hooks.connection import hook_for_task
-
-        return hook_for_task(self.edgeimpulse_conn_id, self.project_id)
-
-
-def positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    try:
-        number = int(str(value).strip())
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
-    if number <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return number
-
-
-def settle_event(event: Any, result: Any, failure_tail: list[str] | None = None) -> Any:
-    """Turn a trigger event into the sensor's result or the right exception; unknown events fail closed."""
-    if not isinstance(event, dict) or event.get("status") not in ("success", "failure", "timeout", "error"):
-        raise AirflowException(f"Unexpected trigger event {event!r}; failing closed")
-    status, message = event["status"], str(event.get("message"))
-    if status == "success":
-        return result
-    if status == "failure":
-        tail = "\n".join((failure_tail or [])[-_ERROR_TAIL_LINES:])
-        # A finished job's outcome cannot change: retrying the sensor would only fail again.
-        raise AirflowFailException(f"{message}. Last log lines:\n{tail}" if failure_tail is not None else message)
-    if status == "timeout":
-        raise AirflowSensorTimeout(message)
-    raise AirflowException(message)
-
-
-def deadline_for(sensor: BaseSensorOperator) -> float | None:
-    """The sensor's ``timeout`` as an absolute deadline for its trigger (it survives a triggerer restart)."""
-    timeout = getattr(sensor, "timeout", None)
-    return None if timeout is None else time.time() + float(timeout)
-
-
-class EdgeImpulseJobSensor(EdgeImpulseSensorMixin, BaseSensorOperator):
+class EdgeImpulseJobSensor(EdgeImpulseBaseSensor):
     """
-    Done when Edge Impulse job ``job_id`` has finished; fails the task when the job finished unsuccessfully.
+    Done when Edge Impulse job ``job_id`` has finished; fails the task when it finished unsuccessfully.
 
-    Poke and reschedule modes read the job's REST status each ``poke_interval``. ``deferrable=True`` hands the wait
-    to the triggerer (live socket events, REST-confirmed) and frees the worker slot; the sensor's ``timeout``
-    becomes the trigger's deadline. The sensor never cancels the job: it did not start it.
+    Poke and reschedule modes read the job's REST status every ``poke_interval``. ``deferrable=True`` hands the
+    wait to the triggerer (live socket events, confirmed over REST) and frees the worker slot, unless the job has
+    already finished; the sensor's ``timeout`` becomes the trigger's deadline. The sensor never cancels the job,
+    not on timeout and not when a user kills the task: it did not start it.
+
+    An unsuccessful job fails the task with ``AirflowFailException`` (the last log lines in the message), which
+    skips the task's retries: a finished job's outcome cannot change, so a retry could only fail again. Errors of
+    the wait itself (Studio unreachable, a bad key) are plain failures and are retried.
 
     :param job_id: the job to wait for. Templated.
     :param edgeimpulse_conn_id: the Airflow connection to Edge Impulse.
     :param project_id: overrides the connection's project. Templated.
-    :param deferrable: wait in the triggerer.
-    :return: the job outcome (``job_id``, ``status``, ``success``, ``finished``, ``log_tail``, ``job``).
+    :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
+    :param safety_interval: deferred: seconds between REST checks while the live socket is up.
+    :param poll_interval: deferred: seconds between REST checks while no socket can be had.
+    :param log_tail: how many of the job's last log lines the result keeps.
+    :return: ``{"job_id", "project_id", "status": "success", "success": True, "finished", "log_tail", "job"}``
+        (``job`` is the REST job object), the same in every mode.
     """
 
     template_fields: Sequence[str] = ("job_id", "project_id")
-    ui_color = "#4ab6a6"
 
     def __init__(
         self,
@@ -102,36 +64,87 @@ class EdgeImpulseJobSensor(EdgeImpulseSensorMixin, BaseSensorOperator):
         project_id: int | str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         safety_interval: float = DEFAULT_SAFETY_INTERVAL_S,
-        trigger_poll_interval: float = DEFAULT_POLL_INTERVAL_S,
+        poll_interval: float = DEFAULT_POLL_INTERVAL_S,
         log_tail: int = DEFAULT_LOG_TAIL,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(edgeimpulse_conn_id=edgeimpulse_conn_id, project_id=project_id, **kwargs)
         self.job_id = job_id
-        self.edgeimpulse_conn_id = edgeimpulse_conn_id
-        self.project_id = project_id
         self.deferrable = deferrable
-        self.safety_interval = safety_interval
-        self.trigger_poll_interval = trigger_poll_interval
-        self.log_tail = log_tail
+        # Not templated, so checked at parse time, where the error points at the DAG line.
+        self.safety_interval = positive_seconds("safety_interval", safety_interval)
+        self.poll_interval = positive_seconds("poll_interval", poll_interval)
+        self.log_tail = positive_int("log_tail", log_tail)
 
     def _job_id(self) -> int:
         return positive_int("job_id", self.job_id)
 
-    def poke(self, context: Context) -> Any:
-        from airflow.providers.common.compat.sdk import PokeReturnValue
-
+    def poke(self, context: Context) -> bool | PokeReturnValue:
         job_id = self._job_id()
         job = self.hook.get_job_status(job_id)
         if not job.get("finished"):
             self.log.info("Edge Impulse job %s is still running", job_id)
             return False
-        return PokeReturnValue(is_done=True, xcom_value=self._settle(job_id, job))
+        return PokeReturnValue(is_done=True, xcom_value=self._settle(self._outcome(job_id, job)))
 
-    def _settle(self, job_id: int, job: dict[str, Any]) -> dict[str, Any]:
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        from airflow_provider_edgeimpulse.operators.resume import can_end_from_trigger
+        from airflow_provider_edgeimpulse.triggers.job_watch import EdgeImpulseJobWatchTrigger
+
+        job_id = self._job_id()
+        job = self.hook.get_job_status(job_id)
+        if job.get("finished"):
+            try:
+                return self._settle(self._outcome(job_id, job))
+            except AirflowFailException as err:
+                self.fail_outside_poke(err)
+        self.log.info("Edge Impulse job %s is running; waiting in the triggerer", job_id)
+        trigger = EdgeImpulseJobWatchTrigger(
+            job_id=job_id,
+            project_id=self.hook.project_id,
+            edgeimpulse_conn_id=self.edgeimpulse_conn_id,
+            deadline=self.trigger_deadline(),
+            safety_interval=self.safety_interval,
+            poll_interval=self.poll_interval,
+            log_tail=self.log_tail,
+            cancel_on_timeout=False,
+            # Nothing is left for a worker after a success: ending in the triggerer avoids the Airflow 3.2/3.3
+            # resume race (apache/airflow#66374); the outcome becomes the return value there.
+            end_task_on_success=can_end_from_trigger(),
+        )
+        # timeout=None: the deadline lives in the trigger, which reports it as a timeout event.
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=None)
+
+    def execute_complete(self, context: Context, event: Any = None) -> Any:
+        if event == TASK_SUCCESS:
+            # The trigger ended the task itself; runners that resume anyway (dag.test) land here.
+            job_id = self._job_id()
+            job = self.hook.get_job_status(job_id)
+            if not job.get("finished"):
+                raise AirflowException(
+                    f"Resumed after a success event, but job {job_id} is not finished; failing closed"
+                )
+            return self._settle(self._outcome(job_id, job))
+        outcome = event.get("outcome") if isinstance(event, dict) else None
+        if isinstance(event, dict) and event.get("status") == "failure":
+            tail = list((outcome or {}).get("log_tail") or [])
+            raise AirflowFailException(_failure_message(event.get("job_id", self.job_id), tail))
+        self.checked_event(event)
+        if not isinstance(outcome, dict) or outcome.get("success") is not True:
+            raise AirflowException(f"Success event without a successful job outcome: {event!r}; failing closed")
+        return outcome
+
+    def _outcome(self, job_id: int, job: dict[str, Any]) -> dict[str, Any]:
+        """The result of a finished job, shaped as the trigger's outcome so that XCom is the same in every mode."""
         success = job.get("finishedSuccessful") is True
-        tail = self.hook.get_job_stdout_lines(job_id, limit=self.log_tail)
-        outcome = {
+        tail: list[str] = []
+        try:
+            tail = self.hook.get_job_stdout_lines(job_id, limit=self.log_tail)
+        except Exception as err:  # the outcome stands without its log; say why it is missing
+            self.log.warning("Could not read the log of Edge Impulse job %s: %s", job_id, err)
+        return {
             "job_id": job_id,
             "project_id": self.hook.project_id,
             "status": "success" if success else "failure",
@@ -140,41 +153,14 @@ class EdgeImpulseJobSensor(EdgeImpulseSensorMixin, BaseSensorOperator):
             "log_tail": tail,
             "job": job,
         }
-        if not success:
-            self._fail(job_id, tail)
+
+    @staticmethod
+    def _settle(outcome: dict[str, Any]) -> dict[str, Any]:
+        if not outcome["success"]:
+            raise AirflowFailException(_failure_message(outcome["job_id"], outcome["log_tail"]))
         return outcome
 
-    def _fail(self, job_id: Any, tail: list[str]) -> None:
-        text = "\n".join(tail[-_ERROR_TAIL_LINES:]) or "<no log>"
-        # A finished job's outcome cannot change: retrying the sensor would only fail again.
-        raise AirflowFailException(f"Edge Impulse job {job_id} failed. Last log lines:\n{text}")
 
-    def execute(self, context: Context) -> Any:
-        if not self.deferrable:
-            return super().execute(context)
-        from airflow_provider_edgeimpulse.triggers.job import EdgeImpulseJobTrigger
-
-        job_id = self._job_id()
-        job = self.hook.get_job_status(job_id)
-        if job.get("finished"):
-            return self._settle(job_id, job)
-        self.defer(
-            trigger=EdgeImpulseJobTrigger(
-                job_id=job_id,
-                project_id=self.hook.project_id,
-                edgeimpulse_conn_id=self.edgeimpulse_conn_id,
-                deadline=deadline_for(self),
-                safety_interval=self.safety_interval,
-                poll_interval=self.trigger_poll_interval,
-                log_tail=self.log_tail,
-                cancel_on_timeout=False,
-            ),
-            method_name="execute_complete",
-            timeout=None,
-        )
-
-    def execute_complete(self, context: Context, event: Any = None) -> Any:
-        outcome = (event.get("outcome") if isinstance(event, dict) else None) or {}
-        for line in outcome.get("log_tail") or []:
-            self.log.info("[job %s] %s", event.get("job_id"), line)
-        return settle_event(event, outcome, list(outcome.get("log_tail") or []))
+def _failure_message(job_id: Any, tail: list[str]) -> str:
+    text = "\n".join(tail[-_ERROR_TAIL_LINES:]) or "<no log>"
+    return f"Edge Impulse job {job_id} finished unsuccessfully. Last log lines:\n{text}"

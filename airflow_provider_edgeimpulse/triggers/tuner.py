@@ -1,32 +1,53 @@
 """
 Wait in the triggerer until an EON Tuner run is over (``tunerJobIsRunning == false``).
 
-Wakes on the coordinator job's ``job-finished`` event through the project's shared socket, re-reads the state
-after every reconnect, and also reads it every ``poll_interval`` seconds (a tuner run has many phases, and the
-state endpoint is the authority). Kwargs are plain data; credentials are resolved inside ``run()``.
+The state endpoint is the authority. The coordinator job's ``job-finished`` event, heard on the project's shared
+socket (``jobs/hub.py``), only says when to read it early; the state is also read every ``poll_interval`` seconds
+(a run has many phases and its socket may be down for hours) and after every (re)connect of the socket, since
+events sent while it was down are lost. Kwargs are plain data; credentials are resolved inside ``run()``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_edgeimpulse.jobs import tuner_state
+from airflow_provider_edgeimpulse.jobs import tuner
 
+if TYPE_CHECKING:
+    from airflow_provider_edgeimpulse.hooks.async_client import AsyncEdgeImpulseClient
+    from airflow_provider_edgeimpulse.jobs.hub import Subscription
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STATE_POLL_INTERVAL_S = 60.0
 CANCEL_BOUND_S = 20.0
+# A job-finished event can reach us before the state says the run is over: look again a few times, soon.
+_CONFIRM_DELAYS_S = (0.2, 0.5, 1.0, 2.0)
+# Reads and closes after the wait itself (deadline reached, socket released) get their own, short bound.
+_AFTERWARDS_BOUND_S = 15.0
+_ERROR_TAIL_LINES = 20
+# Log lines remembered to recognise the replay after a reconnect; past this, a long log may repeat after one.
+_SEEN_CAP = 5000
 
 
 class EONTunerStateTrigger(BaseTrigger):
     """
-    One event: ``{"status": "success"|"failure"|"timeout"|"error", "message", "summary"}``.
+    Fire once when EON Tuner run ``tuner_coordinator_job_id`` is over, or at ``deadline`` (UNIX time).
 
-    ``failure`` means the run ended with ``jobError`` or with every trial failed. The deadline (UNIX time) lives
-    here; a timeout does not cancel the run (a sensor did not start it). ``on_kill`` (a user marked the task
-    failed or cleared it) cancels the coordinator job; a triggerer restart cancels nothing.
+    Event payload: ``{"status": "success"|"failure"|"timeout"|"error", "message", "project_id",
+    "tuner_coordinator_job_id", "summary"}`` where ``summary`` is :func:`jobs.tuner.summarize` of the last
+    state read (``None`` when none was read). ``failure``: the run ended with ``jobError`` or without one
+    completed trial. A timeout cancels nothing. With ``end_task_on_success`` a successful run ends the task
+    from here (``TaskSuccessEvent``, the summary as ``return_value``) instead of resuming it on a worker.
+
+    ``on_kill`` (a user marked the deferred task failed or success, or cleared it) cancels the coordinator job
+    when ``cancel_on_kill``; a triggerer restart (``CancelledError``) cancels nothing.
     """
 
     def __init__(
@@ -36,20 +57,30 @@ class EONTunerStateTrigger(BaseTrigger):
         tuner_coordinator_job_id: int,
         edgeimpulse_conn_id: str = "edgeimpulse_default",
         deadline: float | None = None,
-        poll_interval: float = 60.0,
+        poll_interval: float = DEFAULT_STATE_POLL_INTERVAL_S,
         metric: str = "accuracy",
         metric_mode: str = "max",
         cancel_on_kill: bool = True,
+        end_task_on_success: bool = False,
     ) -> None:
         super().__init__()
+        if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float) or poll_interval <= 0:
+            raise ValueError(f"poll_interval must be a positive number of seconds, got {poll_interval!r}")
         self.project_id = int(project_id)
         self.tuner_coordinator_job_id = int(tuner_coordinator_job_id)
         self.edgeimpulse_conn_id = edgeimpulse_conn_id
-        self.deadline = deadline
+        self.deadline = None if deadline is None else float(deadline)
         self.poll_interval = float(poll_interval)
-        self.metric = metric
-        self.metric_mode = metric_mode
-        self.cancel_on_kill = cancel_on_kill
+        # Checked here, on the worker that defers: a bad metric fails the task before the wait, not after it.
+        self.metric = tuner.check_metric(metric)
+        self.metric_mode = tuner.resolve_mode(self.metric, metric_mode)
+        self.cancel_on_kill = bool(cancel_on_kill)
+        self.end_task_on_success = bool(end_task_on_success)
+        self._pending_lines: list[str] = []
+        self._seen_lines: list[str] = []
+        self._replay_at: int | None = None
+        self._last_progress = ""
+        self._last_state: dict[str, Any] | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -63,67 +94,178 @@ class EONTunerStateTrigger(BaseTrigger):
                 "metric": self.metric,
                 "metric_mode": self.metric_mode,
                 "cancel_on_kill": self.cancel_on_kill,
+                "end_task_on_success": self.end_task_on_success,
             },
         )
 
+    # -- the wait ----------------------------------------------------------------------------------------------
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        event = await self._outcome()
+        if event["status"] == "success" and self.end_task_on_success:
+            from airflow.triggers.base import TaskSuccessEvent
+
+            # Nothing is left for a worker: ending here avoids the 3.2/3.3 resume race (apache/airflow#66374).
+            yield TaskSuccessEvent(xcoms={"return_value": event["summary"]})
+            return
+        yield TriggerEvent(event)
+
+    async def _outcome(self) -> dict[str, Any]:
+        """The one event's payload. A ``CancelledError`` (triggerer stopping) propagates: the run goes on."""
         from airflow_provider_edgeimpulse.hooks.connection import aresolve_credentials
         from airflow_provider_edgeimpulse.jobs.hub import registry_for_running_loop
 
-        job_id = self.tuner_coordinator_job_id
+        run_id = self.tuner_coordinator_job_id
         try:
             credentials = await aresolve_credentials(self.edgeimpulse_conn_id)
             hub = registry_for_running_loop().hub_for(credentials, self.project_id)
-            sub = hub.subscribe(job_id)
+            # Subscribe before the first read, so a finish between the two is not missed.
+            sub = hub.subscribe(run_id)
             try:
-                remaining = None if self.deadline is None else max(self.deadline - time.time(), 0.0)
-                async with asyncio.timeout(remaining):
-                    state = await self._wait(hub, sub)
+                state = await self._wait_until_deadline(hub.client, sub)
+                if state is None:
+                    return self._event("timeout", f"EON Tuner run {run_id} was still running at the deadline")
+                return await self._settle(hub.client, state)
             finally:
-                await sub.aclose()
+                self._flush_lines()
+                await _bounded(sub.aclose(), "closing the socket subscription")
         except asyncio.CancelledError:
-            raise  # a triggerer stopping: the run goes on and a new triggerer re-attaches
-        except TimeoutError:
-            yield TriggerEvent(
-                {"status": "timeout", "message": f"EON Tuner run {job_id} was still running at the deadline"}
-            )
-            return
+            raise
         except Exception as err:
-            yield TriggerEvent({"status": "error", "message": f"Waiting for EON Tuner run {job_id} failed: {err}"})
-            return
-        summary = tuner_state.summarize(state, self.metric, self.metric_mode)
-        failure = tuner_state.run_failure(state)
-        if failure:
-            yield TriggerEvent({"status": "failure", "message": failure, "summary": summary})
-        else:
-            message = f"EON Tuner run {job_id} finished ({tuner_state.progress_line(state)})"
-            yield TriggerEvent({"status": "success", "message": message, "summary": summary})
+            return self._event("error", f"Waiting for EON Tuner run {run_id} failed: {err}")
 
-    async def _wait(self, hub: Any, sub: Any) -> dict[str, Any]:
-        last_progress = ""
-        while True:
-            state = await hub.client.get_tuner_state(self.project_id, self.tuner_coordinator_job_id)
-            if not tuner_state.is_running(state):
-                return state
-            progress = tuner_state.progress_line(state)
-            if progress != last_progress:
-                self.log.info("EON Tuner run %s: %s", self.tuner_coordinator_job_id, progress)
-                last_progress = progress
-            event = await sub.next(self.poll_interval)
-            while event is not None and event.kind == "data":
-                self.log.info("[tuner %s] %s", self.tuner_coordinator_job_id, event.line)
-                event = await sub.next(0.05)
+    async def _wait_until_deadline(self, client: AsyncEdgeImpulseClient, sub: Subscription) -> dict[str, Any] | None:
+        """The final state, or ``None`` when the deadline came first."""
+        remaining = None if self.deadline is None else max(self.deadline - time.time(), 0.0)
+        try:
+            async with asyncio.timeout(remaining) as scope:
+                return await self._wait(client, sub)
+        except TimeoutError:
+            if not scope.expired():
+                raise  # a timeout of some call inside, not our deadline
+        # One last look: a run that ended right at the deadline (or while the triggerer was down) has finished.
+        try:
+            async with asyncio.timeout(_AFTERWARDS_BOUND_S):
+                state = await self._read(client)
+        except Exception as err:
+            log.warning("EON Tuner run %s: the last state read failed: %s", self.tuner_coordinator_job_id, err)
+            return None
+        return None if tuner.is_running(state) else state
+
+    async def _wait(self, client: AsyncEdgeImpulseClient, sub: Subscription) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        state = await self._read(client)
+        next_read = loop.time() + self.poll_interval
+        while tuner.is_running(state):
+            event = await sub.next(max(next_read - loop.time(), 0.0))
+            if event is not None and event.kind == "data":
+                self._relay_line(event.line or "")
+                continue
+            if event is not None and event.kind == "disconnected":
+                continue  # the periodic read goes on; the reconnect will bring a fresh read
+            if event is not None and event.kind == "finished":
+                state = await self._confirm_over(client)
+            else:  # the poll interval passed, or the socket (re)connected and may have missed events
+                if event is not None and event.kind == "connected":
+                    self._replay_at = 0  # a (re)subscription replays the log from its start
+                state = await self._read(client)
+            next_read = loop.time() + self.poll_interval
+        return state
+
+    async def _confirm_over(self, client: AsyncEdgeImpulseClient) -> dict[str, Any]:
+        state = await self._read(client)
+        for delay in _CONFIRM_DELAYS_S:
+            if not tuner.is_running(state):
+                break
+            await asyncio.sleep(delay)
+            state = await self._read(client)
+        if tuner.is_running(state):
+            self.log.info(
+                "EON Tuner run %s: its job finished but the state still says running; reading it every %g s",
+                self.tuner_coordinator_job_id,
+                self.poll_interval,
+            )
+        return state
+
+    async def _read(self, client: AsyncEdgeImpulseClient) -> dict[str, Any]:
+        state = await client.get_tuner_state(self.project_id, self.tuner_coordinator_job_id)
+        self._last_state = state
+        progress = tuner.progress_line(state)
+        if progress != self._last_progress:
+            self._last_progress = progress
+            self.log.info("EON Tuner run %s: %s", self.tuner_coordinator_job_id, progress)
+        return state
+
+    async def _settle(self, client: AsyncEdgeImpulseClient, state: dict[str, Any]) -> dict[str, Any]:
+        run_id = self.tuner_coordinator_job_id
+        failure = tuner.run_failure(state)
+        if failure is None:
+            return self._event("success", f"EON Tuner run {run_id} finished ({tuner.progress_line(state)})")
+        message = f"EON Tuner run {run_id} failed: {failure}"
+        try:
+            async with asyncio.timeout(_AFTERWARDS_BOUND_S):
+                tail = await client.get_job_stdout(self.project_id, run_id, limit=_ERROR_TAIL_LINES)
+        except Exception as err:  # the failure stands without its log; say why it is missing
+            self.log.warning("Could not read the log of EON Tuner run %s: %s", run_id, err)
+        else:
+            message += "\nLast log lines:\n" + ("\n".join(tail[-_ERROR_TAIL_LINES:]) or "<no log>")
+        return self._event("failure", message)
+
+    def _event(self, status: str, message: str) -> dict[str, Any]:
+        state = self._last_state
+        return {
+            "status": status,
+            "message": message,
+            "project_id": self.project_id,
+            "tuner_coordinator_job_id": self.tuner_coordinator_job_id,
+            "summary": None if state is None else tuner.summarize(state, self.metric, self.metric_mode),
+        }
+
+    # -- the coordinator's log ---------------------------------------------------------------------------------
+
+    def _relay_line(self, line: str) -> None:
+        if self._replay_at is not None:
+            if self._replay_at < len(self._seen_lines) and self._seen_lines[self._replay_at] == line:
+                self._replay_at += 1
+                return  # relayed before this reconnect
+            self._replay_at = None
+        if len(self._seen_lines) < _SEEN_CAP:
+            self._seen_lines.append(line)
+        # Lines that arrive together go out as one record (each record costs the triggerer's loop).
+        self._pending_lines.append(line)
+        if len(self._pending_lines) == 1:
+            asyncio.get_running_loop().call_soon(self._flush_lines)
+
+    def _flush_lines(self) -> None:
+        lines, self._pending_lines = self._pending_lines, []
+        if lines:
+            self.log.info("%s", "\n".join(f"[tuner {self.tuner_coordinator_job_id}] {line}" for line in lines))
+
+    # -- a user's kill -----------------------------------------------------------------------------------------
 
     async def on_kill(self) -> None:
+        """A user marked the deferred task failed/success or cleared it: stop the search too (if asked to)."""
         if not self.cancel_on_kill:
             return
         from airflow_provider_edgeimpulse.hooks.async_client import AsyncEdgeImpulseClient
         from airflow_provider_edgeimpulse.hooks.connection import aresolve_credentials
 
-        credentials = await aresolve_credentials(self.edgeimpulse_conn_id)
+        run_id = self.tuner_coordinator_job_id
         try:
-            async with asyncio.timeout(CANCEL_BOUND_S), AsyncEdgeImpulseClient(credentials) as client:
-                await client.cancel_job(self.project_id, self.tuner_coordinator_job_id)
-            self.log.info("Cancelled EON Tuner run %s", self.tuner_coordinator_job_id)
+            # Bounded below Airflow's own on_kill limit, so the outcome is ours to log.
+            async with asyncio.timeout(CANCEL_BOUND_S):
+                credentials = await aresolve_credentials(self.edgeimpulse_conn_id)
+                async with AsyncEdgeImpulseClient(credentials) as client:
+                    await client.cancel_job(self.project_id, run_id)
         except Exception as err:
-            self.log.warning("Could not cancel EON Tuner run %s: %s", self.tuner_coordinator_job_id, err)
+            self.log.warning("Could not cancel EON Tuner run %s: %s", run_id, err)
+            return
+        self.log.info("Cancelled EON Tuner run %s", run_id)
+
+
+async def _bounded(coro: Any, what: str) -> None:
+    try:
+        async with asyncio.timeout(_AFTERWARDS_BOUND_S):
+            await coro
+    except TimeoutError:
+        log.warning("%s took longer than %s s; left to the event loop", what, _AFTERWARDS_BOUND_S)

@@ -1,4 +1,4 @@
-"""EONTunerStateTrigger and EONTunerStateSensor against the emulator's EON Tuner."""
+"""EONTunerStateTrigger against the emulator's EON Tuner over loopback HTTP and Socket.IO."""
 
 from __future__ import annotations
 
@@ -9,139 +9,266 @@ import time
 from typing import Any
 
 import pytest
-import requests
-from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 
-from airflow_provider_edgeimpulse.jobs import tuner_state
-from airflow_provider_edgeimpulse.sensors.tuner import EONTunerStateSensor
 from airflow_provider_edgeimpulse.triggers.tuner import EONTunerStateTrigger
-from tests.operators.fakes import make_context
+from tests.tuner_util import STATE_ROUTE, job_record, route_count, start_tuner
 
 
-def start_tuner(em: Any, trials: int = 3) -> int:
-    headers = {"x-api-key": em.api_key}
-    base = f"{em.url}/v1/api/{em.project_id}"
-    config = {"targetLatency": 100, "targetDevice": {"name": "cortex-m4f-80mhz"}, "tuningMaxTrials": trials}
-    requests.post(f"{base}/optimize/config", headers=headers, json=config, timeout=10).raise_for_status()
-    resp = requests.post(f"{base}/jobs/optimize", headers=headers, json={}, timeout=10)
-    resp.raise_for_status()
-    return int(resp.json()["id"])
+def state_reads(em: Any) -> int:
+    return route_count(em, STATE_ROUTE)
 
 
-def trigger_for(em: Any, run_id: int, **kwargs: Any) -> EONTunerStateTrigger:
-    kwargs.setdefault("poll_interval", 30)
+def make_trigger(em: Any, run_id: int, **kwargs: Any) -> EONTunerStateTrigger:
+    kwargs.setdefault("poll_interval", 300)  # long: a test that finishes quickly was woken by something else
     return EONTunerStateTrigger(project_id=em.project_id, tuner_coordinator_job_id=run_id, **kwargs)
 
 
 async def first_event(trigger: EONTunerStateTrigger) -> Any:
     gen = trigger.run()
     try:
-        return await anext(gen)
+        async with asyncio.timeout(30):
+            return await anext(gen)
     finally:
         await gen.aclose()
 
 
-def test_serialize_round_trips_exactly_without_secrets(edgeimpulse_emulator):
+async def wait_for_sockets(em: Any, count: int = 1) -> None:
+    async with asyncio.timeout(5):
+        while await asyncio.to_thread(em.sockets) < count:
+            await asyncio.sleep(0.02)
+
+
+def test_serialize_round_trips_exactly_and_holds_no_secret(edgeimpulse_emulator):
     em = edgeimpulse_emulator
-    trigger = trigger_for(em, 5, deadline=123.0, metric="loss", metric_mode="min")
+    trigger = make_trigger(
+        em, 5, deadline=1234.5, poll_interval=7, metric="test.loss", metric_mode="min", cancel_on_kill=False
+    )
     classpath, kwargs = trigger.serialize()
-    assert EONTunerStateTrigger(**kwargs).serialize() == (classpath, kwargs)
-    assert em.api_key not in json.dumps(kwargs)
+    assert classpath == "airflow_provider_edgeimpulse.triggers.tuner.EONTunerStateTrigger"
+    rebuilt = EONTunerStateTrigger(**kwargs)
+    assert rebuilt.serialize() == (classpath, kwargs)
+    assert vars(rebuilt) == vars(trigger)
+    assert kwargs == {
+        "project_id": em.project_id,
+        "tuner_coordinator_job_id": 5,
+        "edgeimpulse_conn_id": "edgeimpulse_default",
+        "deadline": 1234.5,
+        "poll_interval": 7.0,
+        "metric": "test.loss",
+        "metric_mode": "min",
+        "cancel_on_kill": False,
+        "end_task_on_success": False,
+    }
+    dumped = json.dumps(kwargs)  # plain data only: json.dumps would raise on anything else
+    assert em.api_key not in dumped and em.password not in dumped
 
 
-async def test_the_coordinator_finish_wakes_it_with_a_summary(edgeimpulse_emulator):
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"metric": "acuracy"}, "unknown"),
+        ({"metric_mode": "up"}, "metric_mode"),
+        ({"poll_interval": 0}, "poll_interval"),
+        ({"poll_interval": True}, "poll_interval"),
+    ],
+)
+def test_bad_arguments_fail_on_the_worker_before_deferring(edgeimpulse_emulator, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_trigger(edgeimpulse_emulator, 5, **kwargs)
+
+
+async def test_the_coordinators_job_finished_event_wakes_it_with_a_summary(edgeimpulse_emulator):
     em = edgeimpulse_emulator
-    em.configure(job_duration=1.0)
+    em.configure(job_duration=None)
     run_id = await asyncio.to_thread(start_tuner, em)
+    task = asyncio.ensure_future(first_event(make_trigger(em, run_id, poll_interval=300)))
+    await wait_for_sockets(em)
+    await asyncio.sleep(0.2)
+    reads_before = await asyncio.to_thread(state_reads, em)
     started = time.monotonic()
-    event = await first_event(trigger_for(em, run_id, poll_interval=300))
-    assert time.monotonic() - started < 20, "woken by the job-finished event, not the 300 s state poll"
-    assert event.payload["status"] == "success"
-    summary = event.payload["summary"]
+    await asyncio.to_thread(em.finish_job, run_id, True)
+    event = await task
+    assert time.monotonic() - started < 5, "woken by the job-finished event, not by the 300 s state poll"
+    assert await asyncio.to_thread(state_reads, em) - reads_before <= 2
+    payload = event.payload
+    assert payload["status"] == "success", payload
+    assert payload["tuner_coordinator_job_id"] == run_id
+    summary = payload["summary"]
+    assert summary["running"] is False
     assert summary["trial_counts"]["completed"] == 3
+    assert summary["status_counts"]["numCompletedTrials"] == 3
     assert summary["best_trial"]["trial_id"].startswith(f"trial_{run_id}_")
+    assert summary["best_trial"]["metric"] == "accuracy" and summary["best_trial"]["mode"] == "max"
 
 
 async def test_state_polling_finishes_it_when_websockets_are_blocked(edgeimpulse_emulator):
     em = edgeimpulse_emulator
-    em.configure(job_duration=0.5)
+    em.configure(job_duration=0.6)
     em.fault(block_websockets=True)
     run_id = await asyncio.to_thread(start_tuner, em)
-    event = await first_event(trigger_for(em, run_id, poll_interval=0.3))
-    assert event.payload["status"] == "success"
+    event = await first_event(make_trigger(em, run_id, poll_interval=0.2))
+    assert event.payload["status"] == "success", event.payload
+    assert await asyncio.to_thread(state_reads, em) >= 2, "the end was found by reading the state again"
+    assert await asyncio.to_thread(em.sockets) == 0
 
 
-async def test_every_trial_failed_is_a_failure(edgeimpulse_emulator):
+async def test_a_reconnect_rereads_the_state_so_a_finish_missed_while_down_is_seen(edgeimpulse_emulator):
+    em = edgeimpulse_emulator
+    em.configure(job_duration=None)
+    run_id = await asyncio.to_thread(start_tuner, em)
+    task = asyncio.ensure_future(first_event(make_trigger(em, run_id, poll_interval=300)))
+    await wait_for_sockets(em)
+    # The socket goes down and stays down while the run ends: its job-finished event is lost.
+    await asyncio.to_thread(em.fault, block_websockets=True)
+    await asyncio.to_thread(em.fault, drop_sockets=True)
+    await asyncio.sleep(0.3)
+    await asyncio.to_thread(em.finish_job, run_id, True)
+    await asyncio.sleep(0.3)
+    assert not task.done()
+    await asyncio.to_thread(em.fault, block_websockets=False)
+    event = await asyncio.wait_for(task, 20)  # the hub's reconnect back-off is short after few failures
+    assert event.payload["status"] == "success", event.payload
+
+
+async def test_every_trial_failed_is_a_failure_with_the_log(edgeimpulse_emulator):
     em = edgeimpulse_emulator
     em.configure(job_duration=0.5, tuner_trial_failures=3)
     run_id = await asyncio.to_thread(start_tuner, em, 3)
-    event = await first_event(trigger_for(em, run_id, poll_interval=0.5))
+    event = await first_event(make_trigger(em, run_id))
+    payload = event.payload
+    assert payload["status"] == "failure", payload
+    assert "every one of the 3 EON Tuner trials failed" in payload["message"]
+    assert "Last log lines" in payload["message"] and "emulated trial failure" in payload["message"]
+    assert payload["summary"]["trial_counts"]["failed"] == 3
+    assert payload["summary"]["best_trial"] is None
+
+
+async def test_a_job_error_is_a_failure(edgeimpulse_emulator):
+    em = edgeimpulse_emulator
+    em.configure(job_duration=0.3, job_outcome="failure")
+    run_id = await asyncio.to_thread(start_tuner, em)
+    event = await first_event(make_trigger(em, run_id))
+    assert event.payload["status"] == "failure", event.payload
+    assert "ended with an error" in event.payload["message"]
+    assert event.payload["summary"]["job_error"]
+
+
+async def test_the_deadline_gives_a_timeout_and_leaves_the_run_going(edgeimpulse_emulator):
+    em = edgeimpulse_emulator
+    em.configure(job_duration=None)
+    run_id = await asyncio.to_thread(start_tuner, em)
+    started = time.monotonic()
+    event = await first_event(make_trigger(em, run_id, deadline=time.time() + 0.6))
+    assert 0.5 < time.monotonic() - started < 10
+    assert event.payload["status"] == "timeout", event.payload
+    assert event.payload["summary"]["running"] is True, "the progress so far comes with the timeout"
+    record = await asyncio.to_thread(job_record, em, run_id)
+    assert not record["finished"] and not record["cancelled"]
+
+
+async def test_a_run_that_ended_before_a_passed_deadline_is_still_a_success(edgeimpulse_emulator):
+    """A triggerer that comes back after the deadline reports what happened, not a timeout."""
+    em = edgeimpulse_emulator
+    em.configure(job_duration=None)
+    run_id = await asyncio.to_thread(start_tuner, em)
+    await asyncio.to_thread(em.finish_job, run_id, True)
+    event = await first_event(make_trigger(em, run_id, deadline=time.time() - 60))
+    assert event.payload["status"] == "success", event.payload
+
+
+async def test_an_unknown_run_is_an_error_event(edgeimpulse_emulator):
+    event = await first_event(make_trigger(edgeimpulse_emulator, 987654))
+    assert event.payload["status"] == "error"
+    assert "987654" in event.payload["message"]
+    assert event.payload["summary"] is None
+
+
+async def test_a_missing_connection_is_an_error_event(edgeimpulse_emulator):
+    event = await first_event(make_trigger(edgeimpulse_emulator, 1, edgeimpulse_conn_id="no_such_connection"))
+    assert event.payload["status"] == "error"
+
+
+async def test_end_task_on_success_ends_the_task_from_the_triggerer(edgeimpulse_emulator):
+    from airflow.triggers.base import TaskSuccessEvent
+
+    em = edgeimpulse_emulator
+    em.configure(job_duration=0.3)
+    run_id = await asyncio.to_thread(start_tuner, em)
+    event = await first_event(make_trigger(em, run_id, poll_interval=0.5, end_task_on_success=True))
+    assert isinstance(event, TaskSuccessEvent)
+    summary = event.xcoms["return_value"]
+    assert summary["best_trial"]["trial_id"].startswith(f"trial_{run_id}_")
+
+
+async def test_a_failure_is_not_ended_from_the_triggerer(edgeimpulse_emulator):
+    em = edgeimpulse_emulator
+    em.configure(job_duration=0.3, tuner_trial_failures=3)
+    run_id = await asyncio.to_thread(start_tuner, em)
+    event = await first_event(make_trigger(em, run_id, end_task_on_success=True))
     assert event.payload["status"] == "failure"
-    assert "every one of the 3" in event.payload["message"]
 
 
-async def test_deadline_gives_a_timeout_and_keeps_the_run(edgeimpulse_emulator):
+async def test_on_kill_cancels_the_run(edgeimpulse_emulator):
     em = edgeimpulse_emulator
     em.configure(job_duration=None)
     run_id = await asyncio.to_thread(start_tuner, em)
-    event = await first_event(trigger_for(em, run_id, deadline=time.time() + 0.5))
-    assert event.payload["status"] == "timeout"
-    assert not next(j for j in em.jobs() if j["id"] == run_id)["finished"]
+    await make_trigger(em, run_id).on_kill()
+    record = await asyncio.to_thread(job_record, em, run_id)
+    assert record["finished"] and record["cancelled"]
 
 
-async def test_on_kill_cancels_the_run_but_a_restart_does_not(edgeimpulse_emulator):
+async def test_on_kill_without_cancel_on_kill_leaves_the_run(edgeimpulse_emulator):
     em = edgeimpulse_emulator
     em.configure(job_duration=None)
     run_id = await asyncio.to_thread(start_tuner, em)
-    task = asyncio.ensure_future(first_event(trigger_for(em, run_id)))
-    await asyncio.sleep(0.5)
+    await make_trigger(em, run_id, cancel_on_kill=False).on_kill()
+    assert not (await asyncio.to_thread(job_record, em, run_id))["finished"]
+
+
+async def test_on_kill_is_bounded_when_studio_hangs(edgeimpulse_emulator, monkeypatch):
+    import airflow_provider_edgeimpulse.triggers.tuner as module
+
+    em = edgeimpulse_emulator
+    em.configure(job_duration=None)
+    run_id = await asyncio.to_thread(start_tuner, em)
+    monkeypatch.setattr(module, "CANCEL_BOUND_S", 0.3)
+    await asyncio.to_thread(em.fault, latency_ms=1500)
+    started = time.monotonic()
+    await make_trigger(em, run_id).on_kill()  # logs a warning, raises nothing
+    assert time.monotonic() - started < 1.2
+
+
+async def test_a_cancelled_run_cancels_nothing_and_releases_the_socket(edgeimpulse_emulator):
+    """A triggerer restart cancels run(): the search goes on for the next triggerer to re-attach to."""
+    em = edgeimpulse_emulator
+    em.configure(job_duration=None)
+    run_id = await asyncio.to_thread(start_tuner, em)
+    task = asyncio.ensure_future(first_event(make_trigger(em, run_id)))
+    await wait_for_sockets(em)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    assert not next(j for j in em.jobs() if j["id"] == run_id)["finished"]
-    await trigger_for(em, run_id).on_kill()
-    assert next(j for j in em.jobs() if j["id"] == run_id)["cancelled"]
+    assert task.cancelled()
+    record = await asyncio.to_thread(job_record, em, run_id)
+    assert not record["finished"] and not record["cancelled"]
+    async with asyncio.timeout(5):
+        while await asyncio.to_thread(em.sockets):
+            await asyncio.sleep(0.05)
 
 
-def test_sensor_pokes_until_done_and_pushes_the_summary(edgeimpulse_emulator):
+async def test_the_coordinators_log_is_relayed_once_across_a_reconnect(edgeimpulse_emulator, capsys):
     em = edgeimpulse_emulator
     em.configure(job_duration=None)
-    run_id = start_tuner(em)
-    sensor = EONTunerStateSensor(task_id="tuner", tuner_coordinator_job_id=run_id, metric="accuracy")
-    assert sensor.poke(make_context()) is False
-    em.finish_job(run_id, True)
-    result = sensor.poke(make_context())
-    assert result.is_done
-    assert result.xcom_value["best_trial"]["metric"] == "accuracy"
-
-
-def test_sensor_defers_while_the_run_goes_on(edgeimpulse_emulator):
-    em = edgeimpulse_emulator
-    em.configure(job_duration=None)
-    run_id = start_tuner(em)
-    sensor = EONTunerStateSensor(task_id="tuner", tuner_coordinator_job_id=run_id, deferrable=True, timeout=60)
-    with pytest.raises(TaskDeferred) as deferred:
-        sensor.execute(make_context())
-    assert isinstance(deferred.value.trigger, EONTunerStateTrigger)
-    with pytest.raises(AirflowFailException, match="every one"):
-        sensor.execute_complete(make_context(), {"status": "failure", "message": "every one of the 3 trials failed"})
-
-
-def test_summary_reads_unknown_enums_permissively():
-    state = {
-        "tunerJobIsRunning": False,
-        "status": {"status": "brand-new-status"},
-        "trials": [
-            {"id": "a", "status": "completed", "metrics": {"validation": {"float32": {"accuracy": 0.8}}}},
-            {"id": "b", "status": "quantum", "metrics": {}},
-            {"id": "c", "status": "completed", "metrics": {"validation": {"float32": {"accuracy": 0.9}}}},
-            "not a trial",
-        ],
-    }
-    summary = tuner_state.summarize(state, "accuracy", "max")
-    assert summary["trial_counts"]["other"] == 1
-    assert summary["best_trial"]["trial_id"] == "c"
-    assert summary["status"] == "brand-new-status"
-    assert tuner_state.run_failure(state) is None
-    assert tuner_state.run_failure({"jobError": "OOM"}) == "the EON Tuner run ended with an error: OOM"
-    assert tuner_state.is_running({"tunerJobIsRunning": "maybe"}) is True
+    run_id = await asyncio.to_thread(start_tuner, em)
+    trigger = make_trigger(em, run_id)
+    task = asyncio.ensure_future(first_event(trigger))
+    await wait_for_sockets(em)
+    await asyncio.sleep(0.3)
+    await asyncio.to_thread(em.fault, drop_sockets=True)  # the reconnect replays the log from its start
+    await wait_for_sockets(em)
+    await asyncio.sleep(0.3)
+    await asyncio.to_thread(em.finish_job, run_id, True)
+    assert (await task).payload["status"] == "success"
+    relayed = capsys.readouterr().out  # Airflow's structlog writes trigger logs there
+    assert relayed.count(f"[tuner {run_id}] Starting EON Tuner") == 1, relayed
+    assert relayed.count(f"[tuner {run_id}] Job completed") == 1, relayed

@@ -1,0 +1,110 @@
+"""What the Edge Impulse sensors share: the hook, the trigger deadline, soft-fail outside poke, reading events."""
+
+from __future__ import annotations
+
+import math
+import time
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from airflow.providers.common.compat.sdk import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    BaseSensorOperator,
+)
+
+if TYPE_CHECKING:
+    from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
+
+EVENT_STATUSES = ("success", "failure", "timeout", "error")
+# What a trigger sends instead of a dict when it ended the task itself (TaskSuccessEvent); runners that resume
+# the task anyway (dag.test) hand it to execute_complete.
+TASK_SUCCESS = "success"
+
+
+class EdgeImpulseBaseSensor(BaseSensorOperator):
+    """
+    A sensor on Edge Impulse: ``edgeimpulse_conn_id`` and ``project_id`` (templated), the hook built from them.
+
+    :param edgeimpulse_conn_id: the Airflow connection to Edge Impulse.
+    :param project_id: overrides the connection's project. Templated.
+    """
+
+    ui_color = "#4ab6a6"
+
+    def __init__(
+        self,
+        *,
+        edgeimpulse_conn_id: str = "edgeimpulse_default",
+        project_id: int | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.edgeimpulse_conn_id = edgeimpulse_conn_id
+        self.project_id = project_id
+
+    @cached_property
+    def hook(self) -> EdgeImpulseHook:
+        # Imported here: DAG files import sensors on every parse; the hook pulls in requests and more.
+        from airflow_provider_edgeimpulse.hooks.connection import hook_for_task
+
+        return hook_for_task(self.edgeimpulse_conn_id, self.project_id)
+
+    def trigger_deadline(self) -> float:
+        """The sensor's ``timeout`` as a UNIX time: absolute, so a triggerer restart does not extend it."""
+        return time.time() + float(self.timeout)
+
+    def fail_outside_poke(self, err: Exception) -> NoReturn:
+        """
+        Raise ``err`` as ``BaseSensorOperator.execute`` would: skip under ``soft_fail``/``never_fail``.
+
+        For results met before deferring; poke() errors go through the base class, and execute_complete()
+        errors through ``resume_execution``, which do this themselves.
+        """
+        if self.soft_fail or getattr(self, "never_fail", False):
+            raise AirflowSkipException(f"Skipping ({'soft_fail' if self.soft_fail else 'never_fail'}): {err}") from err
+        raise err
+
+    def checked_event(self, event: Any) -> dict[str, Any]:
+        """
+        A trigger event that says ``success``; the matching exception for the others.
+
+        Fail closed: anything that is not one of our events fails the task rather than passing it.
+        ``failure`` is final (the remote outcome cannot change, so no retry); ``error`` may be retried.
+        """
+        if not isinstance(event, dict) or event.get("status") not in EVENT_STATUSES:
+            raise AirflowException(f"{self.task_id}: unexpected trigger event {event!r}; failing closed")
+        status = event["status"]
+        message = str(event.get("message") or f"the trigger reported {status}")
+        if status == "failure":
+            raise AirflowFailException(message)
+        if status == "timeout":
+            raise AirflowSensorTimeout(f"{message} (the sensor's timeout is {self.timeout:g} s)")
+        if status == "error":
+            raise AirflowException(message)
+        return event
+
+
+def positive_int(name: str, value: Any) -> int:
+    """A rendered id (``int``, or a string from a template or XCom) as a positive ``int``."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
+    if number <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return number
+
+
+def positive_seconds(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def is_template(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
