@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 import zipfile
 from pathlib import Path
@@ -75,6 +76,19 @@ def test_nightly_retrain_uploads_retrains_tests_gates_and_builds(edgeimpulse_emu
     assert zipfile.is_zipfile(artifact)
     assert str(artifact).startswith(str(out))
     assert xcom(dag_run, "retrain_test_gate_build.retrain", "studio_url").startswith(em.url)
+    assert em.api_key not in json.dumps(all_xcoms(dag_run), default=str), "no secret in any XCom"
+
+
+def all_xcoms(dag_run: Any) -> list[Any]:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.scalars(
+            select(XComModel).where(XComModel.dag_id == dag_run.dag_id, XComModel.run_id == dag_run.run_id)
+        )
+        return [(row.task_id, row.key, row.value) for row in rows]
 
 
 def test_nightly_retrain_without_samples_skips_only_the_upload(edgeimpulse_emulator, tmp_path):
