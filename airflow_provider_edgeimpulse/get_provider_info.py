@@ -16,7 +16,7 @@ _PACKAGE = "airflow_provider_edgeimpulse"
 HOOK_CLASS = f"{_PACKAGE}.hooks.edgeimpulse.EdgeImpulseHook"
 OPERATOR_MODULES = ("job", "training", "model_testing", "deployment", "tuner", "data", "impulse")
 SENSOR_MODULES = ("job", "tuner", "new_samples")
-TRIGGER_MODULES = ("job", "tuner", "new_samples")
+TRIGGER_MODULES = ("job", "job_watch", "tuner", "new_samples")
 
 # Port is hidden: the Studio URL carries it when needed (http://127.0.0.1:4810). Schema has no meaning here.
 # The raw Extra editor is hidden because every extra the provider reads has its own field below.

@@ -150,7 +150,7 @@ def test_airflow_lists_the_triggers_and_the_extra_link(tmp_path):
     airflow = str(Path(sys.executable).with_name("airflow"))
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path)}
     triggers = subprocess.run([airflow, "providers", "triggers"], env=env, capture_output=True, text=True, timeout=120)
-    for module in ("job", "tuner", "new_samples"):
+    for module in ("job", "job_watch", "tuner", "new_samples"):
         assert f"airflow_provider_edgeimpulse.triggers.{module}" in triggers.stdout, triggers.stderr[-2000:]
     links = subprocess.run([airflow, "providers", "links"], env=env, capture_output=True, text=True, timeout=120)
     assert "airflow_provider_edgeimpulse.links.EdgeImpulseStudioLink" in links.stdout, links.stderr[-2000:]
