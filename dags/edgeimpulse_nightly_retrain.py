@@ -4,7 +4,8 @@ build the deployment and download it.
 
 The downloaded artifact is an Asset outlet (``edgeimpulse://<project id>/deployment``): schedule a downstream DAG
 (flash devices, publish a release) on it. Settings: DAG params at run time (trigger form or ``--conf``), Airflow
-Variables ``edgeimpulse_*`` at parse time; every default works against the provider's emulator.
+Variables ``edgeimpulse_*`` at parse time (``edgeimpulse_nightly_schedule``: when it runs, ``@daily`` unless set);
+every default works against the provider's emulator.
 """
 
 from __future__ import annotations
@@ -30,13 +31,15 @@ from airflow_provider_edgeimpulse.operators.data import EdgeImpulseUploadSamples
 CONN_ID = str(setting("conn_id", DEFAULT_CONN_ID))
 PROJECT_ID = int(setting("project_id", 1))
 DEFERRABLE = str(setting("deferrable", "true")).strip().lower() in ("true", "1", "yes", "on")
+# A cron expression or preset; "none" for manual and API-triggered runs only.
+SCHEDULE = str(setting("nightly_schedule", "@daily")).strip()
 SAMPLE_PATTERNS = ("*.wav", "*.json", "*.cbor", "*.csv", "*.jpg", "*.jpeg", "*.png")
 deployment = Asset(f"edgeimpulse://{PROJECT_ID}/deployment")
 
 with DAG(
     dag_id="edgeimpulse_nightly_retrain",
     description="Nightly: upload new samples, retrain, test, gate on accuracy, build and download the deployment",
-    schedule="@daily",
+    schedule=None if SCHEDULE.lower() == "none" else SCHEDULE,
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

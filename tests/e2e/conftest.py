@@ -1,0 +1,55 @@
+"""
+One real Airflow stack for the whole end-to-end session (see stack.py), started on first use.
+
+``EI_E2E_DAG_FOLDERS`` (paths joined with ``os.pathsep``) replaces the DAG folders the stack parses; by default
+the repo's example DAGs and tests/e2e/dags. Logs, the stack's airflow.cfg, task logs and screenshots land in
+test-artifacts/e2e/ (or ``EI_E2E_ARTIFACTS``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.stack import ARTIFACTS, REPO, AirflowStack, StackSettings
+
+# The example DAGs, and the DAGs only the end-to-end tests use (tests/e2e/dags).
+DEFAULT_DAG_FOLDERS = (REPO / "dags", REPO / "tests" / "e2e" / "dags")
+
+
+def dag_folders() -> tuple[Path, ...]:
+    raw = os.environ.get("EI_E2E_DAG_FOLDERS", "")
+    folders = tuple(Path(p).resolve() for p in raw.split(os.pathsep) if p) or DEFAULT_DAG_FOLDERS
+    missing = [str(f) for f in folders if not f.is_dir()]
+    if missing:
+        raise pytest.UsageError(f"EI_E2E_DAG_FOLDERS names folders that do not exist: {missing}")
+    return folders
+
+
+@pytest.fixture(scope="session")
+def e2e_artifacts() -> Path:
+    """test-artifacts/e2e, emptied at the start of the session so it only holds this run's evidence."""
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def airflow_stack(e2e_artifacts: Path) -> Iterator[AirflowStack]:
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the stack harness reads /proc to prove every process it started is gone")
+    stack = AirflowStack(StackSettings(dag_folders=dag_folders(), artifacts=e2e_artifacts))
+    try:
+        stack.start()
+        yield stack
+    finally:
+        leftovers = stack.stop()
+        (e2e_artifacts / "stack-timings.json").write_text(json.dumps(stack.timings, indent=2) + "\n")
+    # After everything is down: a process that outlived its process group is a harness bug worth failing on.
+    assert not leftovers, f"processes outlived their process group and were killed: {leftovers}"

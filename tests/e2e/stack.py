@@ -1,0 +1,513 @@
+"""
+A real Airflow 3 deployment on this machine, for end-to-end tests: scheduler, dag-processor, triggerer and
+api-server as separate processes, plus the Edge Impulse emulator beside them.
+
+Why a real deployment: ``dag.test()`` / ``airflow dags test`` run triggers in-process, so they cannot show that a
+deferred task really left its worker slot and that the trigger ran in the triggerer. Only the real thing can.
+
+Choices (each one on purpose):
+- SQLite + LocalExecutor in a private, temporary AIRFLOW_HOME: nothing to install, nothing shared with the unit
+  tests' ``.airflow-home``. Every process gets a scrubbed environment (no inherited ``AIRFLOW__*``), so what the
+  stack runs on is exactly the ``airflow.cfg`` written here (a copy is kept with the logs).
+- ``[workers] min_heartbeat_interval = 1``: the Airflow 3.2/3.3 deferral race (apache/airflow #66374, #71580,
+  #72716) lets the scheduler drain a worker's stale "success" of the deferring try after a fast trigger already
+  moved the task on, and fail it with "state mismatch". A 1 s heartbeat makes the worker report before the trigger
+  can fire; it removed the race in 28 of 28 real-stack runs (shared/DESIGN.md). Nothing here retries a failed run:
+  the tests see every failure.
+- The nightly DAG runs unscheduled here (the Variable ``edgeimpulse_nightly_schedule`` is ``none``): unpausing a
+  ``@daily`` DAG would make the scheduler start a scheduled run beside the one a test triggers. The scheduler
+  itself keeps creating runs (``use_job_schedule``), as asset-triggered runs need it.
+- Auth (SimpleAuthManager, Airflow 3's default): one user ``admin`` with role admin
+  (``[core] simple_auth_manager_users``) whose password this harness writes into
+  ``[core] simple_auth_manager_passwords_file`` before the api-server starts, so the password is known without
+  reading it off a log. REST calls use ``POST /auth/token`` -> bearer token; the UI logs in with the same pair.
+- ``[api_auth] jwt_secret`` is shared by all processes: the scheduler signs the tokens its task workers present
+  to the api-server's execution API; two random secrets would reject every task.
+- ``[core] test_connection = Enabled`` so the UI's Test button and ``POST /api/v2/connections/test`` work.
+- The connection ``edgeimpulse_default`` comes from ``AIRFLOW_CONN_EDGEIMPULSE_DEFAULT`` (JSON form).
+- Every process starts in its own session (process group). ``stop()`` sends SIGTERM to each group, SIGKILL after
+  a bound, and then looks for any process still carrying this stack's marker variable in its environment
+  (children that left the group included), kills those and reports them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+# EI_E2E_ARTIFACTS: another folder, so two e2e runs side by side do not empty each other's evidence.
+ARTIFACTS = Path(os.environ.get("EI_E2E_ARTIFACTS") or REPO / "test-artifacts" / "e2e").resolve()
+MARKER_VAR = "EDGEIMPULSE_E2E_STACK"
+ADMIN_USER = "admin"
+EMULATOR_PROJECT_ID = 1
+WATCHER_POLL_INTERVAL_S = 2
+EMULATOR_READY_PREFIX = "Edge Impulse emulator listening on "
+# Variables of the calling process that must not leak into the stack: the unit tests' conftest sets several.
+_SCRUBBED_PREFIXES = ("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_", "_AIRFLOW", "AIRFLOW_CTX_")
+_SCRUBBED_NAMES = ("AIRFLOW_HOME", "AIRFLOW_CONFIG", "PYTEST_CURRENT_TEST", "PYTEST_ADDOPTS")
+
+T = TypeVar("T")
+
+
+class StackError(RuntimeError):
+    """The stack could not start, a component died, or a bounded wait ran out."""
+
+
+def distinctive_secret(prefix: str) -> str:
+    """A secret no log line, table row or message could hold by accident, so finding it anywhere is a leak."""
+    return f"{prefix}{secrets.token_hex(12)}"
+
+
+@dataclass(frozen=True)
+class EmulatorCredentials:
+    """What the emulator accepts and the ``edgeimpulse_default`` connection presents (``auth_type`` picks which)."""
+
+    auth_type: str = "api_key"
+    api_key: str = field(default_factory=lambda: distinctive_secret("ei_e2eKEY"))
+    username: str = field(default_factory=lambda: distinctive_secret("e2eUSER"))
+    password: str = field(default_factory=lambda: distinctive_secret("e2ePASS"))
+
+    def secrets(self) -> tuple[str, ...]:
+        """The values that must never appear outside the connection table."""
+        if self.auth_type == "api_key":
+            return (self.api_key,)
+        return (self.password,)
+
+    def connection(self, url: str) -> dict[str, Any]:
+        extra: dict[str, Any] = {"project_id": EMULATOR_PROJECT_ID, "ingestion_host": url}
+        if self.auth_type == "api_key":
+            return {"conn_type": "edgeimpulse", "host": url, "password": self.api_key, "extra": extra}
+        return {
+            "conn_type": "edgeimpulse",
+            "host": url,
+            "login": self.username,
+            "password": self.password,
+            "extra": {**extra, "auth_type": self.auth_type},
+        }
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    dag_folders: tuple[Path, ...]
+    credentials: EmulatorCredentials = field(default_factory=EmulatorCredentials)
+    artifacts: Path = ARTIFACTS
+    job_duration: float = 5.0
+    start_timeout_s: float = 180.0
+    stop_timeout_s: float = 20.0
+    parallelism: int = 4
+    python: Path = field(default_factory=lambda: Path(sys.executable))
+
+
+@dataclass
+class Component:
+    name: str
+    argv: list[str]
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return "<no log>"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.25) -> T:
+    """Poll ``check`` until it returns something other than None; a bounded wait that says what it waited for."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while True:
+        try:
+            value = check()
+            if value is not None:
+                return value
+        except StackError:
+            raise
+        except Exception as err:  # the thing may not be up yet; keep the last reason for the message
+            last_error = err
+        if time.monotonic() >= deadline:
+            reason = f" (last error: {last_error!r})" if last_error else ""
+            raise StackError(f"timed out after {timeout:.0f} s waiting for {what}{reason}")
+        time.sleep(interval)
+
+
+def bundle_config(dag_folders: Iterable[Path]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": f"e2e-{index}-{folder.name}",
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": str(folder)},
+        }
+        for index, folder in enumerate(dag_folders)
+    ]
+
+
+class AirflowStack:
+    """Start with ``start()`` (or use as a context manager); always ``stop()``, which is idempotent."""
+
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings = settings
+        self.stack_id = uuid.uuid4().hex
+        self.home = Path(tempfile.mkdtemp(prefix="edgeimpulse-e2e-home-"))
+        self.workdir = Path(tempfile.mkdtemp(prefix="edgeimpulse-e2e-work-"))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.password = secrets.token_urlsafe(16)
+        self.emulator_url = ""
+        self.components: list[Component] = []
+        self.leftovers: list[str] = []
+        self._token: str | None = None
+        self._stopped = False
+        self.timings: dict[str, float] = {}
+
+    # -- environment and configuration ---------------------------------------------------------------------------
+
+    @property
+    def airflow_bin(self) -> str:
+        return str(self.settings.python.with_name("airflow"))
+
+    def connection_json(self) -> str:
+        return json.dumps(self.settings.credentials.connection(self.emulator_url))
+
+    def env(self) -> dict[str, str]:
+        """The environment of every stack process and of helpers that must see the stack's DB and config."""
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(_SCRUBBED_PREFIXES) and key not in _SCRUBBED_NAMES
+        }
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.home),
+                MARKER_VAR: self.stack_id,
+                "PYTHONUNBUFFERED": "1",
+                # The example DAGs read these at parse time; pinned so a developer's Variables cannot change them.
+                "AIRFLOW_VAR_EDGEIMPULSE_DEFERRABLE": "true",
+                "AIRFLOW_VAR_EDGEIMPULSE_PROJECT_ID": str(EMULATOR_PROJECT_ID),
+                "AIRFLOW_VAR_EDGEIMPULSE_NIGHTLY_SCHEDULE": "none",
+                # The new-data watcher's poll interval: seconds here, so an upload starts a run within a test.
+                "AIRFLOW_VAR_EDGEIMPULSE_POLL_INTERVAL": str(WATCHER_POLL_INTERVAL_S),
+            }
+        )
+        if self.emulator_url:
+            env["AIRFLOW_CONN_EDGEIMPULSE_DEFAULT"] = self.connection_json()
+        return env
+
+    def _write_config(self) -> None:
+        artifacts = self.settings.artifacts
+        passwords = self.home / "simple_auth_manager_passwords.json"
+        passwords.write_text(json.dumps({ADMIN_USER: self.password}) + "\n")
+        cfg = {
+            "core": {
+                "executor": "LocalExecutor",
+                "load_examples": "False",
+                "dags_folder": str(self.settings.dag_folders[0]),
+                "fernet_key": _fernet_key(),
+                "parallelism": str(self.settings.parallelism),
+                "simple_auth_manager_users": f"{ADMIN_USER}:admin",
+                "simple_auth_manager_passwords_file": str(passwords),
+                "execution_api_server_url": f"{self.url}/execution/",
+                "test_connection": "Enabled",
+                "default_task_retries": "0",
+            },
+            "database": {"sql_alchemy_conn": f"sqlite:///{self.home / 'airflow.db'}"},
+            "api": {"host": "127.0.0.1", "port": str(self.port), "base_url": self.url, "workers": "1"},
+            "api_auth": {"jwt_secret": secrets.token_urlsafe(32)},
+            "workers": {"min_heartbeat_interval": "1"},
+            "dag_processor": {"dag_bundle_config_list": json.dumps(bundle_config(self.settings.dag_folders))},
+            "logging": {
+                "base_log_folder": str(artifacts / "task-logs"),
+                "dag_processor_child_process_log_directory": str(artifacts / "dag-processor-logs"),
+                # Free ports: two stacks (or a developer's Airflow) on the defaults 8793/8794 would collide.
+                "worker_log_server_port": str(free_port()),
+                "trigger_log_server_port": str(free_port()),
+            },
+        }
+        lines: list[str] = []
+        for section, options in cfg.items():
+            lines.append(f"[{section}]")
+            lines.extend(f"{key} = {value}" for key, value in options.items())
+            lines.append("")
+        (self.home / "airflow.cfg").write_text("\n".join(lines))
+        shutil.copy(self.home / "airflow.cfg", artifacts / "airflow.cfg")
+
+    # -- life cycle ----------------------------------------------------------------------------------------------
+
+    def __enter__(self) -> AirflowStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        artifacts = self.settings.artifacts
+        artifacts.mkdir(parents=True, exist_ok=True)
+        began = time.monotonic()
+        try:
+            self._start_emulator()
+            self._write_config()
+            self._migrate()
+            for name, argv in (
+                ("api-server", [self.airflow_bin, "api-server", "--host", "127.0.0.1", "--port", str(self.port)]),
+                ("scheduler", [self.airflow_bin, "scheduler"]),
+                ("dag-processor", [self.airflow_bin, "dag-processor"]),
+                ("triggerer", [self.airflow_bin, "triggerer"]),
+            ):
+                self._spawn(name, argv)
+            self._wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+        self.timings["start_s"] = time.monotonic() - began
+
+    def _spawn(self, name: str, argv: list[str]) -> Component:
+        component = Component(name, argv, self.settings.artifacts / f"{name}.log")
+        with component.log.open("ab") as log:
+            component.proc = subprocess.Popen(
+                argv,
+                env=self.env(),
+                cwd=self.workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, so stop() reaches its children too
+            )
+        self.components.append(component)
+        return component
+
+    def _start_emulator(self) -> None:
+        creds = self.settings.credentials
+        argv = [str(self.settings.python), "-m", "airflow_provider_edgeimpulse.emulator", "--port", "0"]
+        argv += ["--api-key", creds.api_key, "--username", creds.username, "--password", creds.password]
+        emulator = self._spawn("emulator", [*argv, "--job-duration", str(self.settings.job_duration)])
+
+        def ready() -> str | None:
+            self._check_alive()
+            for line in emulator.log.read_text(errors="replace").splitlines():
+                if line.startswith(EMULATOR_READY_PREFIX):
+                    return line.removeprefix(EMULATOR_READY_PREFIX).strip()
+            return None
+
+        self.emulator_url = wait_until(ready, timeout=30, what="the emulator to listen")
+
+    def _migrate(self) -> None:
+        began = time.monotonic()
+        log = self.settings.artifacts / "db-migrate.log"
+        with log.open("wb") as out:
+            result = subprocess.run(
+                [self.airflow_bin, "db", "migrate"],
+                env=self.env(),
+                cwd=self.workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=300,
+                check=False,
+            )
+        if result.returncode != 0:
+            raise StackError(f"airflow db migrate failed ({result.returncode}):\n{log.read_text()[-4000:]}")
+        self.timings["migrate_s"] = time.monotonic() - began
+
+    def _check_alive(self) -> None:
+        for component in self.components:
+            if not component.alive():
+                code = component.proc.returncode if component.proc else None
+                raise StackError(f"{component.name} exited ({code}); its log ends:\n{component.log_tail()}")
+
+    def _wait_healthy(self) -> None:
+        def healthy() -> dict[str, Any] | None:
+            self._check_alive()
+            response = requests.get(f"{self.url}/api/v2/monitor/health", timeout=5)
+            if response.status_code != 200:
+                return None
+            health = response.json()
+            parts = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+            if all((health.get(part) or {}).get("status") == "healthy" for part in parts):
+                return health
+            return None
+
+        wait_until(healthy, timeout=self.settings.start_timeout_s, what="all Airflow components to be healthy")
+
+    def stop(self) -> list[str]:
+        """Stop everything this stack started; returns descriptions of processes that outlived their group."""
+        if self._stopped:
+            return self.leftovers
+        self._stopped = True
+        began = time.monotonic()
+        # Airflow's processes together (the triggerer alone takes ~10 s to wind down), the emulator, which their
+        # tasks call, after them.
+        self._stop_groups([c for c in self.components if c.name != "emulator"])
+        self._stop_groups([c for c in self.components if c.name == "emulator"])
+        self.leftovers = self._kill_marked_processes()
+        shutil.rmtree(self.home, ignore_errors=True)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        self.timings["stop_s"] = time.monotonic() - began
+        return self.leftovers
+
+    def _stop_groups(self, components: list[Component]) -> None:
+        """SIGTERM to each process group, SIGKILL to the groups still there after the bound."""
+        running = [c.proc for c in components if c.proc is not None]
+        for sig, bound in ((signal.SIGTERM, self.settings.stop_timeout_s), (signal.SIGKILL, 10.0)):
+            for proc in running:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, sig)  # start_new_session: the leader's pid is the group id
+            deadline = time.monotonic() + bound
+            running = [p for p in running if not _wait_group_gone(p, deadline)]
+            if not running:
+                return
+
+    def _kill_marked_processes(self) -> list[str]:
+        found = []
+        for pid, cmdline in _marked_processes(MARKER_VAR, self.stack_id):
+            found.append(f"{pid} {cmdline}")
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        if found:
+            wait_until(
+                lambda: True if not list(_marked_processes(MARKER_VAR, self.stack_id)) else None,
+                timeout=10,
+                what="leftover stack processes to die",
+            )
+        return found
+
+    # -- using the stack -----------------------------------------------------------------------------------------
+
+    def token(self) -> str:
+        if self._token is None:
+            response = requests.post(
+                f"{self.url}/auth/token", json={"username": ADMIN_USER, "password": self.password}, timeout=30
+            )
+            response.raise_for_status()
+            self._token = str(response.json()["access_token"])
+        return self._token
+
+    def api(self, method: str, path: str, *, expect: int | tuple[int, ...] = 200, **kwargs: Any) -> Any:
+        """One REST call to the public API (``/api/v2`` + path) as the admin user; the JSON answer."""
+        self._check_alive()
+        headers = {"Authorization": f"Bearer {self.token()}", **kwargs.pop("headers", {})}
+        response = requests.request(method, f"{self.url}/api/v2{path}", headers=headers, timeout=30, **kwargs)
+        expected = (expect,) if isinstance(expect, int) else expect
+        if response.status_code not in expected:
+            raise StackError(f"{method} {path} answered {response.status_code}: {response.text[:2000]}")
+        return response.json() if response.content else None
+
+    def emulator(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The emulator's control API (``/_emulator`` + path)."""
+        response = requests.request(method, f"{self.emulator_url}/_emulator{path}", timeout=10, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 120.0) -> dict[str, Any]:
+        """Until the dag-processor has serialized ``dag_id``; fails fast on an import error of any DAG file."""
+
+        def parsed() -> dict[str, Any] | None:
+            errors = self.api("GET", "/importErrors").get("import_errors", [])
+            if errors:
+                details = "\n".join(f"{e.get('filename')}: {e.get('stack_trace', '')[-1500:]}" for e in errors)
+                raise StackError(f"DAG import errors while waiting for {dag_id}:\n{details}")
+            answer: dict[str, Any] | None = self.api("GET", f"/dags/{dag_id}", expect=(200, 404))
+            return answer if answer and "dag_id" in answer else None
+
+        return wait_until(parsed, timeout=timeout, what=f"DAG {dag_id} to be parsed", interval=1.0)
+
+    def run_python(
+        self, code: str, *, extra_env: dict[str, str] | None = None, timeout: float = 120.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``code`` in a fresh interpreter that sees the stack's AIRFLOW_HOME, config and metadata DB."""
+        return subprocess.run(
+            [str(self.settings.python), "-c", code],
+            env={**self.env(), **(extra_env or {})},
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def log_tails(self) -> str:
+        return "\n".join(f"===== {c.name} =====\n{c.log_tail(2500)}" for c in self.components)
+
+
+def _fernet_key() -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(os.urandom(32)).decode()
+
+
+def _wait_group_gone(leader: subprocess.Popen[bytes], deadline: float) -> bool:
+    pgid = leader.pid
+    while True:
+        leader.poll()  # reap the leader, or it lingers as a zombie member of the group
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        if _group_only_zombies(pgid):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+
+
+def _group_only_zombies(pgid: int) -> bool:
+    """Zombies whose parent is gone still count as members until init reaps them; they hold no resources."""
+    return not any(stat["pgrp"] == pgid and stat["state"] != "Z" for stat in _proc_stats())
+
+
+def _proc_stats() -> Iterator[dict[str, Any]]:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces or parentheses, so split after the last ")".
+        rest = raw[raw.rfind(")") + 2 :].split()
+        yield {"pid": int(entry.name), "state": rest[0], "pgrp": int(rest[2])}
+
+
+def _marked_processes(var: str, value: str) -> Iterator[tuple[int, str]]:
+    """Live processes whose environment carries ``var=value``: everything the stack started, at any depth."""
+    needle = f"{var}={value}".encode()
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            if needle not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            state = (entry / "stat").read_text()
+            if state[state.rfind(")") + 2] == "Z":
+                continue
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        yield int(entry.name), cmdline[:200]

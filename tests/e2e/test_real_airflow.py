@@ -1,0 +1,230 @@
+"""
+The nightly DAG on a real Airflow 3 (scheduler, dag-processor, triggerer, api-server as separate processes),
+driven and inspected only through Airflow's REST API, the emulator's control API and the files Airflow writes.
+
+One DAG run serves every test here (module fixture ``nightly_run``); while it runs, the training task's state,
+its trigger, the default pool and the emulator's jobs are sampled, so the tests can tell that the task waited
+deferred (no worker slot) while its Edge Impulse job ran, and that the wait ran in the triggerer.
+Nothing is retried: the DAG's tasks have no retries and a failed run fails the tests (see the deferral race in
+shared/DESIGN.md and stack.py).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from tests.e2e.stack import EMULATOR_PROJECT_ID, AirflowStack, StackError
+
+pytestmark = pytest.mark.e2e
+
+# The DAG under test and its training task (EdgeImpulseRetrainOperator, deferrable).
+DAG_ID = "edgeimpulse_nightly_retrain"
+TRAINING_TASK_ID = "retrain_test_gate_build.retrain"
+EXPECTED_STATES = {
+    "new_sample_files": "success",
+    "upload_samples": "success",
+    "retrain_test_gate_build.retrain": "success",
+    "retrain_test_gate_build.test": "success",
+    "retrain_test_gate_build.quality_gate": "success",
+    "retrain_test_gate_build.build": "success",
+}
+TRIGGER_CLASSPATH = "airflow_provider_edgeimpulse.triggers.job.EdgeImpulseJobTrigger"
+JOB_DURATION_S = 5.0  # long enough to watch the task sit deferred while its job runs
+RUN_TIMEOUT_S = 300.0
+SAMPLE_INTERVAL_S = 0.2
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What the training task, its trigger, the default pool and the emulator looked like at one moment."""
+
+    at: float
+    ti_state: str | None
+    trigger_classpath: str | None
+    triggerer_id: int | None
+    running_slots: int
+    deferred_slots: int
+    running_jobs: frozenset[int]
+
+
+@dataclass(frozen=True)
+class NightlyRun:
+    run_id: str
+    state: str
+    samples: tuple[Sample, ...]
+    duration_s: float
+
+    def ti_path(self, task_id: str = TRAINING_TASK_ID) -> str:
+        return f"/dags/{DAG_ID}/dagRuns/{quote(self.run_id, safe='')}/taskInstances/{task_id}"
+
+
+def write_samples(folder: Path) -> Path:
+    """Three small accelerometer samples in Edge Impulse's JSON acquisition format, for the upload task."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in range(3):
+        sample = {
+            "protected": {"ver": "v1", "alg": "none"},
+            "signature": "0" * 64,
+            "payload": {
+                "device_type": "AIRFLOW_E2E",
+                "interval_ms": 16,
+                "sensors": [{"name": f"acc{axis}", "units": "m/s2"} for axis in "XYZ"],
+                "values": [[round(0.1 * i * (n + 1), 3), 0.0, 9.81] for i in range(50)],
+            },
+        }
+        (folder / f"wave.e2e{n}.json").write_text(json.dumps(sample))
+    return folder
+
+
+def take_sample(stack: AirflowStack, run_path: str, started: float) -> tuple[Sample, str]:
+    run = stack.api("GET", run_path)
+    ti = stack.api("GET", f"{run_path}/taskInstances/{TRAINING_TASK_ID}", expect=(200, 404)) or {}
+    pool = stack.api("GET", "/pools/default_pool")
+    jobs = stack.emulator("GET", "/jobs")["jobs"]
+    trigger = ti.get("trigger") or {}
+    sample = Sample(
+        at=time.monotonic() - started,
+        ti_state=ti.get("state"),
+        trigger_classpath=trigger.get("classpath"),
+        triggerer_id=trigger.get("triggerer_id"),
+        running_slots=int(pool.get("running_slots") or 0),
+        deferred_slots=int(pool.get("deferred_slots") or 0),
+        running_jobs=frozenset(int(job["id"]) for job in jobs if not job["finished"]),
+    )
+    return sample, str(run["state"])
+
+
+@pytest.fixture(scope="module")
+def nightly_run(airflow_stack: AirflowStack, tmp_path_factory: pytest.TempPathFactory) -> NightlyRun:
+    stack = airflow_stack
+    stack.wait_for_dag(DAG_ID)
+    stack.emulator("POST", "/config", json={"job_duration": JOB_DURATION_S})
+    stack.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
+    work = tmp_path_factory.mktemp("nightly")
+    conf = {"samples_dir": str(write_samples(work / "samples")), "output_dir": str(work / "deployments")}
+    run = stack.api("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})
+    run_id = str(run["dag_run_id"])
+    run_path = f"/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}"
+
+    started = time.monotonic()
+    samples: list[Sample] = []
+    state = str(run["state"])
+    while state not in ("success", "failed"):
+        if time.monotonic() - started > RUN_TIMEOUT_S:
+            raise StackError(f"run {run_id} still {state} after {RUN_TIMEOUT_S:.0f} s\n{stack.log_tails()}")
+        sample, state = take_sample(stack, run_path, started)
+        samples.append(sample)
+        time.sleep(SAMPLE_INTERVAL_S)
+    result = NightlyRun(run_id, state, tuple(samples), time.monotonic() - started)
+    (stack.settings.artifacts / "nightly-run-samples.json").write_text(
+        json.dumps([{**s.__dict__, "running_jobs": sorted(s.running_jobs)} for s in samples], indent=1)
+    )
+    return result
+
+
+def task_states(stack: AirflowStack, run: NightlyRun) -> dict[str, tuple[str | None, int]]:
+    answer = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{quote(run.run_id, safe='')}/taskInstances")
+    return {ti["task_id"]: (ti["state"], ti["try_number"]) for ti in answer["task_instances"]}
+
+
+def xcom(stack: AirflowStack, run: NightlyRun, key: str) -> Any:
+    # deserialize=true: the value as the task pushed it, not its stored JSON text.
+    return stack.api("GET", f"{run.ti_path()}/xcomEntries/{key}", params={"deserialize": "true"})["value"]
+
+
+def training_job_id(stack: AirflowStack, run: NightlyRun) -> int:
+    return int(xcom(stack, run, "job_id"))
+
+
+def test_the_nightly_run_succeeds_on_the_first_try(airflow_stack: AirflowStack, nightly_run: NightlyRun) -> None:
+    states = task_states(airflow_stack, nightly_run)
+    if nightly_run.state != "success":
+        scheduler = next(c for c in airflow_stack.components if c.name == "scheduler")
+        mismatches = [line for line in scheduler.log.read_text().splitlines() if "mismatch" in line.lower()]
+        pytest.fail(
+            f"run {nightly_run.run_id} ended {nightly_run.state}; task states {states}; "
+            f"scheduler 'mismatch' lines (the 3.2/3.3 deferral race): {mismatches[-5:]}"
+        )
+    assert {task: state for task, (state, _) in states.items()} == EXPECTED_STATES
+    # One try each: no retry anywhere that could hide a failure.
+    assert {task: tries for task, (_, tries) in states.items()} == dict.fromkeys(EXPECTED_STATES, 1)
+    tries = airflow_stack.api("GET", f"{nightly_run.ti_path()}/tries")["task_instances"]
+    assert [(t["try_number"], t["state"]) for t in tries] == [(1, "success")]
+
+
+def test_the_training_task_waited_deferred_without_a_worker_slot(
+    airflow_stack: AirflowStack, nightly_run: NightlyRun
+) -> None:
+    job_id = training_job_id(airflow_stack, nightly_run)
+    while_job_ran = [s for s in nightly_run.samples if job_id in s.running_jobs]
+    assert while_job_ran, f"never saw Edge Impulse job {job_id} running; samples: {nightly_run.samples}"
+    deferred = [s for s in while_job_ran if s.ti_state == "deferred"]
+    on_worker = [s for s in while_job_ran if s.ti_state in ("running", "queued", "scheduled")]
+    assert deferred, f"the task was never deferred while job {job_id} ran: {while_job_ran}"
+    # Most of the job's run time was spent deferred; only the start (submit, then defer) was on a worker.
+    assert deferred[-1].at - deferred[0].at >= JOB_DURATION_S / 2, deferred
+    if on_worker:
+        assert on_worker[-1].at - on_worker[0].at < JOB_DURATION_S / 2, on_worker
+    # While deferred, the default pool counted the task as deferred, not as running (no slot held).
+    assert all(s.running_slots == 0 and s.deferred_slots >= 1 for s in deferred), deferred
+
+
+def test_the_wait_ran_in_the_triggerer(airflow_stack: AirflowStack, nightly_run: NightlyRun) -> None:
+    job_id = training_job_id(airflow_stack, nightly_run)
+    deferred = [s for s in nightly_run.samples if s.ti_state == "deferred"]
+    assert {s.trigger_classpath for s in deferred} == {TRIGGER_CLASSPATH}
+    triggerers = airflow_stack.api("GET", "/jobs", params={"job_type": "TriggererJob"})["jobs"]
+    triggerer_ids = {int(job["id"]) for job in triggerers}
+    assert len(triggerer_ids) == 1, f"expected the stack's one triggerer process, got {triggerers}"
+    claimed = {s.triggerer_id for s in deferred if s.triggerer_id is not None}
+    assert claimed <= triggerer_ids, f"trigger claimed by {claimed}, triggerers are {triggerer_ids}"
+
+    # The triggerer process writes the trigger's log next to the task's, named after its own job id.
+    task_logs = airflow_stack.settings.artifacts / "task-logs" / f"dag_id={DAG_ID}" / f"run_id={nightly_run.run_id}"
+    (triggerer_id,) = triggerer_ids
+    trigger_log = task_logs / f"task_id={TRAINING_TASK_ID}" / f"attempt=1.log.trigger.{triggerer_id}.log"
+    assert trigger_log.is_file(), sorted(p.name for p in task_logs.rglob("*"))
+    trigger_text = trigger_log.read_text()
+    assert f"[job {job_id}] " in trigger_text, "the job's own log lines were relayed by the trigger"
+    assert "Trigger fired event" in trigger_text
+
+    # ... and the task log that the UI shows (REST) carries those lines too.
+    log = airflow_stack.api(
+        "GET",
+        f"{nightly_run.ti_path()}/logs/1",
+        params={"full_content": "true"},
+        headers={"Accept": "application/json"},
+    )
+    events = " ".join(str(part.get("event", "")) for part in log["content"] if isinstance(part, dict))
+    assert f"[job {job_id}] " in events
+    assert "Pausing task as DEFERRED" in events
+
+
+def test_no_task_or_trigger_log_holds_the_api_key(airflow_stack: AirflowStack, nightly_run: NightlyRun) -> None:
+    run_logs = airflow_stack.settings.artifacts / "task-logs" / f"dag_id={DAG_ID}" / f"run_id={nightly_run.run_id}"
+    files = [p for p in run_logs.rglob("*.log*") if p.is_file()]
+    assert len(files) >= len(EXPECTED_STATES), files
+    api_key = airflow_stack.settings.credentials.api_key
+    leaking = [str(p.relative_to(run_logs)) for p in files if api_key in p.read_text(errors="replace")]
+    assert not leaking
+
+
+def test_xcoms_and_the_studio_link(airflow_stack: AirflowStack, nightly_run: NightlyRun) -> None:
+    job_id = training_job_id(airflow_stack, nightly_run)
+    studio_url = f"{airflow_stack.emulator_url}/studio/{EMULATOR_PROJECT_ID}/jobs/{job_id}"
+    assert xcom(airflow_stack, nightly_run, "studio_url") == studio_url
+    result = xcom(airflow_stack, nightly_run, "return_value")
+    assert isinstance(result, dict), result
+    assert (result.get("job_id"), result.get("success"), result.get("status")) == (job_id, True, "success")
+    links = airflow_stack.api("GET", f"{nightly_run.ti_path()}/links")
+    assert links["extra_links"] == {"Edge Impulse Studio": studio_url}
+    # The job really ran on the emulator: started once, finished successfully.
+    (job,) = [j for j in airflow_stack.emulator("GET", "/jobs")["jobs"] if int(j["id"]) == job_id]
+    assert (job["finished"] is not None, job["finishedSuccessful"]) == (True, True), job

@@ -1,0 +1,159 @@
+"""
+What happens to the remote Edge Impulse job when Airflow's side of a task goes away, on a real Airflow 3.
+
+- Worker death: the process of a task that waits in blocking mode is SIGKILLed (an OOM kill, a lost node);
+  Airflow retries the task, and the retry re-attaches to the job the dead try started: exactly one remote job
+  exists and the retry returns its outcome.
+- Kill and clear: a user marks a waiting task failed, or clears it, in the UI (here: the same REST calls the UI
+  makes). The remote job is cancelled in every case: blocking (the worker's ``on_kill``) and deferred (the
+  trigger's ``on_kill`` in the triggerer). A cleared task runs again and trains anew.
+
+The DAGs are in tests/e2e/dags/e2e_task_lifecycle.py. Jobs started here run until the test finishes or cancels
+them (emulator ``job_duration: null``), so every state the tests look at is held as long as they need.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.runs import task_instance, ti_path, trigger, xcom
+from tests.e2e.stack import AirflowStack, StackError, wait_until
+
+pytestmark = pytest.mark.e2e
+
+ACTION_TIMEOUT_S = 90.0
+KILL_CLEAR_TASKS = ("blocking_mark_failed", "blocking_clear", "deferred_mark_failed", "deferred_clear")
+
+
+@pytest.fixture
+def jobs_wait_for_the_test(airflow_stack: AirflowStack) -> Iterator[None]:
+    airflow_stack.emulator("POST", "/config", json={"job_duration": None})
+    try:
+        yield
+    finally:
+        airflow_stack.emulator("POST", "/config", json={"job_duration": airflow_stack.settings.job_duration})
+
+
+def emulator_job(stack: AirflowStack, job_id: int) -> dict[str, Any]:
+    (job,) = [j for j in stack.emulator("GET", "/jobs")["jobs"] if int(j["id"]) == job_id]
+    return dict(job)
+
+
+def jobs_started_since(stack: AirflowStack, known: set[int]) -> list[dict[str, Any]]:
+    return [j for j in stack.emulator("GET", "/jobs")["jobs"] if int(j["id"]) not in known]
+
+
+def wait_for_job_of(stack: AirflowStack, dag_id: str, run_id: str, task_id: str, state: str, try_number: int) -> int:
+    """Until the task's given try is in ``state`` with its job running on the emulator; the job id."""
+
+    def ready() -> int | None:
+        ti = task_instance(stack, dag_id, run_id, task_id)
+        if ti["state"] in ("failed", "success", "upstream_failed"):
+            raise StackError(f"{task_id} ended {ti['state']} while the test waited for it to be {state}")
+        job_id = xcom(stack, dag_id, run_id, task_id, key="job_id")
+        if ti["state"] != state or ti["try_number"] != try_number or job_id is None:
+            return None
+        return job_id if emulator_job(stack, job_id)["finished"] is None else None
+
+    return wait_until(ready, timeout=ACTION_TIMEOUT_S, what=f"{task_id} try {try_number} {state} with its job running")
+
+
+def wait_for_ti_state(stack: AirflowStack, dag_id: str, run_id: str, task_id: str, states: set[str]) -> dict:
+    def reached() -> dict[str, Any] | None:
+        ti = task_instance(stack, dag_id, run_id, task_id)
+        return ti if ti["state"] in states else None
+
+    return wait_until(reached, timeout=ACTION_TIMEOUT_S, what=f"{task_id} to reach one of {sorted(states)}")
+
+
+def wait_cancelled(stack: AirflowStack, job_id: int) -> dict[str, Any]:
+    def cancelled() -> dict[str, Any] | None:
+        job = emulator_job(stack, job_id)
+        return job if job["finished"] is not None else None
+
+    job = wait_until(cancelled, timeout=ACTION_TIMEOUT_S, what=f"Edge Impulse job {job_id} to end")
+    assert (job["cancelled"], job["finishedSuccessful"]) == (True, False), job
+    return job
+
+
+def task_process(ti_id: str) -> int | None:
+    """The pid of the process running task instance ``ti_id`` (Airflow titles it ``airflow worker -- <ti id>``)."""
+    title = f"airflow worker -- {ti_id}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "cmdline").read_bytes().startswith(title):
+                return int(entry.name)
+        except OSError:
+            continue
+    return None
+
+
+def test_a_retry_after_the_worker_died_re_attaches_to_the_one_remote_job(
+    airflow_stack: AirflowStack, jobs_wait_for_the_test: None
+) -> None:
+    stack, dag_id, task_id = airflow_stack, "e2e_worker_death", "retrain_blocking"
+    known = {int(j["id"]) for j in stack.emulator("GET", "/jobs")["jobs"]}
+    run_id = trigger(stack, dag_id)
+    job_id = wait_for_job_of(stack, dag_id, run_id, task_id, "running", try_number=1)
+
+    ti_id = task_instance(stack, dag_id, run_id, task_id)["id"]
+    pid = wait_until(lambda: task_process(ti_id), timeout=30, what=f"the process of task instance {ti_id}")
+    os.kill(pid, signal.SIGKILL)
+
+    # The retry finds the job still running and waits for it instead of starting another.
+    assert wait_for_job_of(stack, dag_id, run_id, task_id, "running", try_number=2) == job_id
+    assert emulator_job(stack, job_id)["cancelled"] is False, "a dead worker must not take its job with it"
+    stack.emulator("POST", f"/jobs/{job_id}/finish", json={"success": True})
+
+    ti = wait_for_ti_state(stack, dag_id, run_id, task_id, {"success", "failed"})
+    assert (ti["state"], ti["try_number"]) == ("success", 2), ti
+    tries = stack.api("GET", f"{ti_path(dag_id, run_id, task_id)}/tries")["task_instances"]
+    assert [(t["try_number"], t["state"]) for t in tries] == [(1, "failed"), (2, "success")]
+    result = stack.api(
+        "GET", f"{ti_path(dag_id, run_id, task_id)}/xcomEntries/return_value", params={"deserialize": "true"}
+    )
+    assert (result["value"]["job_id"], result["value"]["success"]) == (job_id, True)
+    started = jobs_started_since(stack, known)
+    assert [int(j["id"]) for j in started] == [job_id], f"exactly one remote job for two tries: {started}"
+
+
+def test_marking_failed_or_clearing_a_waiting_task_cancels_its_remote_job(
+    airflow_stack: AirflowStack, jobs_wait_for_the_test: None
+) -> None:
+    stack, dag_id = airflow_stack, "e2e_kill_and_clear"
+    run_id = trigger(stack, dag_id)
+    first_jobs = {
+        task: wait_for_job_of(stack, dag_id, run_id, task, "running" if task.startswith("blocking") else "deferred", 1)
+        for task in KILL_CLEAR_TASKS
+    }
+    assert len(set(first_jobs.values())) == len(KILL_CLEAR_TASKS), first_jobs
+
+    for task in KILL_CLEAR_TASKS:
+        if task.endswith("mark_failed"):
+            stack.api("PATCH", ti_path(dag_id, run_id, task), json={"new_state": "failed"})
+        else:
+            body = {"dry_run": False, "task_ids": [task], "dag_run_id": run_id, "only_failed": False}
+            stack.api("POST", f"/dags/{dag_id}/clearTaskInstances", json=body)
+
+    for job_id in first_jobs.values():
+        wait_cancelled(stack, job_id)
+
+    # A marked-failed task stays failed; a cleared one runs again and trains anew.
+    for task in KILL_CLEAR_TASKS:
+        if task.endswith("mark_failed"):
+            assert task_instance(stack, dag_id, run_id, task)["state"] == "failed"
+            continue
+        mode_state = "running" if task.startswith("blocking") else "deferred"
+        second = wait_for_job_of(stack, dag_id, run_id, task, mode_state, try_number=2)
+        assert second != first_jobs[task]
+        stack.emulator("POST", f"/jobs/{second}/finish", json={"success": True})
+        ti = wait_for_ti_state(stack, dag_id, run_id, task, {"success", "failed"})
+        assert (ti["state"], ti["try_number"]) == ("success", 2), ti
