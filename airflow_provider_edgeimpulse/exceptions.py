@@ -7,6 +7,16 @@ from typing import Any
 from airflow.providers.common.compat.sdk import AirflowException
 
 _BODY_PREVIEW_CHARS = 200
+# An ``error`` text from the server is quoted in full up to this size; past it only its start (a server can
+# echo a whole request or a stack trace there).
+_ERROR_TEXT_CHARS = 2000
+
+
+def cut_error_text(text: str) -> str:
+    """A server's error text as quoted in an exception: whole when short, else its start and its size."""
+    if len(text) <= _ERROR_TEXT_CHARS:
+        return text
+    return f"{text[:_ERROR_TEXT_CHARS]} ... [{len(text) - _ERROR_TEXT_CHARS} more characters not shown]"
 
 
 class EdgeImpulseAPIError(AirflowException):
@@ -43,7 +53,7 @@ class EdgeImpulseAPIError(AirflowException):
             error = body["error"]
         where = f"{method} {path}"
         if error:
-            message = f"Edge Impulse {where} failed with HTTP {status}: {error}"
+            message = f"Edge Impulse {where} failed with HTTP {status}: {cut_error_text(error)}"
         elif text is not None:
             preview = text[:_BODY_PREVIEW_CHARS].strip() or "<empty body>"
             message = f"Edge Impulse {where} answered HTTP {status} with a body that is not JSON: {preview!r}"

@@ -2,9 +2,9 @@
 What a DAG file pays to import the provider's operators and sensors, next to dbt Cloud's operator module.
 
 Both sides run in fresh interpreters under ``python -X importtime``. Each first imports what any provider's DAG
-file needs anyway (``airflow.sdk`` and the compat base classes), prints a marker, then imports its own modules:
-every module of ``airflow_provider_edgeimpulse.operators`` and ``.sensors`` (whatever exists today) on one side,
-``airflow.providers.dbt.cloud.operators.dbt`` on the other. Only imports after the marker count, and any
+file needs anyway (``airflow.sdk`` on Airflow 3, and the compat base classes), prints a marker, then imports its
+own modules: every module of ``airflow_provider_edgeimpulse.operators`` and ``.sensors`` (whatever exists today)
+on one side, ``airflow.providers.dbt.cloud.operators.dbt`` on the other. Only imports after the marker count, and any
 ``airflow.*`` module other than ``airflow.providers.dbt*`` counts as zero together with everything it imports
 (Airflow's own cost, not the provider's). Third-party libraries a provider pulls in (aiohttp, tenacity, ...) count
 for it. Sides alternate; each figure is the median of ``--repeats`` runs after one untimed warm-up each.
@@ -23,7 +23,9 @@ from _common import REPO, emit, note, parser, rounded
 
 MARKER = "@@bench-import-marker@@"
 PRELUDE = (
-    "import airflow.sdk\n"
+    "from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS\n"
+    "if AIRFLOW_V_3_0_PLUS:\n"
+    "    import airflow.sdk\n"
     "from airflow.providers.common.compat.sdk import BaseHook, BaseOperator, BaseSensorOperator\n"
     f"import importlib, sys\nsys.stderr.write({MARKER!r} + '\\n')\nsys.stderr.flush()\n"
 )

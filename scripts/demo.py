@@ -72,12 +72,18 @@ def airflow(home: Path, env: dict[str, str], *args: str) -> subprocess.Completed
 
 
 def read_xcoms(run_id: str) -> dict[tuple[str, str], Any]:
-    from airflow.models.xcom import XComModel
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
+    # The XCom table is XComModel on Airflow 3 and XCom on Airflow 2; both load a row's value as plain Python.
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.models.xcom import XComModel as model
+    else:
+        from airflow.models.xcom import XCom as model
+
     with create_session() as session:
-        rows = session.scalars(select(XComModel).where(XComModel.dag_id == DAG_ID, XComModel.run_id == run_id))
+        rows = session.scalars(select(model).where(model.dag_id == DAG_ID, model.run_id == run_id))
         return {(row.task_id, row.key): row.value for row in rows}
 
 

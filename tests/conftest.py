@@ -6,10 +6,16 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 _REPO = Path(__file__).resolve().parent.parent
-_HOME = _REPO / ".airflow-home"
+_AIRFLOW_VERSION = version("apache-airflow")
+_AIRFLOW_2 = int(_AIRFLOW_VERSION.split(".")[0]) < 3
+# Airflow 2 cannot use Airflow 3's metadata database: its home lives in its own venv (`make test-af2`).
+_HOME = Path(sys.prefix) / f"airflow-home-{_AIRFLOW_VERSION}" if _AIRFLOW_2 else _REPO / ".airflow-home"
 os.environ.setdefault("AIRFLOW_HOME", str(_HOME))
 # dag.test() on Airflow 3 parses DAGs from the configured bundles: the example DAGs and the tests' own DAG files.
 _BUNDLES = [
@@ -23,8 +29,12 @@ os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 # A fixed key: unit-test mode otherwise makes one per process, and encrypted rows a run leaves behind (trigger
 # kwargs of an asset watcher) would fail to decrypt in the next one. It protects nothing but test data.
 os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", "Zu0GvWwWbKk7jn8AG6Z1kNT9b-XSpFsTZJ9Xr0s5Ttg=")
+if _AIRFLOW_2:
+    # Airflow 2's unit-test mode asks for the LocalExecutor, which refuses SQLite; dag.test() runs tasks in-process.
+    os.environ.setdefault("AIRFLOW__CORE__EXECUTOR", "SequentialExecutor")
 
 import pytest  # noqa: E402
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +48,29 @@ def airflow_db() -> Path:
         subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, env=os.environ.copy())
         marker.touch()
     return home
+
+
+def _safeguard_callers_in_every_thread() -> None:
+    """
+    Airflow 2.11's ExecutorSafeguard keeps the callers of ``execute()`` in a thread-local that only the thread
+    importing Airflow sets up, so ``execute()`` from any other thread dies with AttributeError. A worker runs its
+    task on its main thread; tests also run blocking tasks from others (a retry next to the test, a poking sensor).
+    """
+    from airflow.models.baseoperator import ExecutorSafeguard
+
+    class Callers(threading.local):
+        def __init__(self) -> None:
+            self.callers: dict[str, Any] = {}
+
+    ExecutorSafeguard._sentinel = Callers()
+
+
+if _AIRFLOW_2:
+    _safeguard_callers_in_every_thread()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _variables_without_a_task_state_store(request: pytest.FixtureRequest) -> None:
+    """Before Airflow 3.3 a job operator keeps its running job's id in a Variable: any test may need the DB."""
+    if not AIRFLOW_V_3_3_PLUS:
+        request.getfixturevalue("airflow_db")

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.airflow_compat import xcom, xcoms
+
 DAGS = Path(__file__).resolve().parent.parent / "dags"
 if str(DAGS) not in sys.path:
     sys.path.insert(0, str(DAGS))  # Airflow puts the DAG folder on sys.path; the examples import their sibling
@@ -32,23 +34,6 @@ def load(dag_id: str) -> Any:
 
 def run(dag_id: str, conf: dict[str, Any] | None = None) -> Any:
     return load(dag_id).test(run_conf=conf or {})
-
-
-def xcom(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        row = session.scalars(
-            select(XComModel).where(
-                XComModel.dag_id == dag_run.dag_id,
-                XComModel.run_id == dag_run.run_id,
-                XComModel.task_id == task_id,
-                XComModel.key == key,
-            )
-        ).first()
-        return None if row is None else row.value
 
 
 def states(dag_run: Any) -> dict[str, str]:
@@ -76,19 +61,7 @@ def test_nightly_retrain_uploads_retrains_tests_gates_and_builds(edgeimpulse_emu
     assert zipfile.is_zipfile(artifact)
     assert str(artifact).startswith(str(out))
     assert xcom(dag_run, "retrain_test_gate_build.retrain", "studio_url").startswith(em.url)
-    assert em.api_key not in json.dumps(all_xcoms(dag_run), default=str), "no secret in any XCom"
-
-
-def all_xcoms(dag_run: Any) -> list[Any]:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        rows = session.scalars(
-            select(XComModel).where(XComModel.dag_id == dag_run.dag_id, XComModel.run_id == dag_run.run_id)
-        )
-        return [(row.task_id, row.key, row.value) for row in rows]
+    assert em.api_key not in json.dumps(xcoms(dag_run), default=str), "no secret in any XCom"
 
 
 def test_nightly_retrain_without_samples_skips_only_the_upload(edgeimpulse_emulator, tmp_path):

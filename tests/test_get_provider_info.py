@@ -54,7 +54,7 @@ def test_conn_fields_content() -> None:
 
 def test_secret_extras_are_masked_by_key_name() -> None:
     """Airflow's REST API hides extras by key name only: every password-format field must have such a name."""
-    from airflow.sdk.log import redact
+    from airflow.providers.common.compat.sdk import redact
 
     fields = get_provider_info()["connection-types"][0]["conn-fields"]
     for name, field in fields.items():

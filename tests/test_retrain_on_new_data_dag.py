@@ -7,6 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+from tests.airflow_compat import xcom
+from tests.samples_util import sample_ids, upload
 
 DAGS = Path(__file__).resolve().parent.parent / "dags"
 if str(DAGS) not in sys.path:
@@ -19,6 +23,11 @@ def load() -> Any:
     return module
 
 
+# Airflow 2 has no asset watchers: there the DAG runs hourly with a new-samples sensor at its head instead.
+needs_asset_watchers = pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="asset watchers arrived in Airflow 3.0")
+
+
+@needs_asset_watchers
 def test_scheduled_on_the_training_data_asset_with_a_new_samples_watcher():
     from airflow.triggers.base import BaseEventTrigger
 
@@ -65,13 +74,37 @@ def _states(dag_run: Any) -> dict[str, str]:
         return {ti.task_id: ti.state for ti in dag_run.get_task_instances(session=session)}
 
 
+def new_training_data(em: Any, dag: Any) -> list[int]:
+    """
+    On Airflow 2, samples for the sensor at the head of the DAG to find, uploaded before the run starts.
+
+    Its watermark is left at the newest sample, as the previous hourly run would have, so exactly these count.
+    Airflow 3 has nothing to do here: asset events start the runs, and a manual run needs none.
+    """
+    if AIRFLOW_V_3_0_PLUS:
+        return []
+    from airflow_provider_edgeimpulse.new_samples import watermark as wm
+
+    spec = dag.get_task("new_samples").watch_spec()
+    wm.VariableWatermarkStore().put(spec.key(spec.project_id), max(sample_ids(em)), "an earlier run")
+    return upload(em, 2)
+
+
+def check_new_samples(dag_run: Any, uploaded: list[int]) -> None:
+    if not AIRFLOW_V_3_0_PLUS:
+        assert xcom(dag_run, "new_samples")["sample_ids"] == uploaded, "the sensor found exactly the new samples"
+
+
 def test_dag_test_runs_retrain_test_gate_build_against_the_emulator(airflow_db, edgeimpulse_emulator, tmp_path):
     em = edgeimpulse_emulator
     em.configure(job_duration=0.3)
-    dag_run = load().dag.test(run_conf={"output_dir": str(tmp_path)})
+    dag = load().dag
+    uploaded = new_training_data(em, dag)
+    dag_run = dag.test(run_conf={"output_dir": str(tmp_path)})
     states = _states(dag_run)
     assert dag_run.state == "success", states
     assert set(states.values()) == {"success"}
+    check_new_samples(dag_run, uploaded)
     built = list(tmp_path.rglob("*.zip"))
     assert len(built) == 1, "the deployment was downloaded into <output_dir>/<run_id>/"
     kinds = [j["category"] for j in em.jobs()]
@@ -81,14 +114,18 @@ def test_dag_test_runs_retrain_test_gate_build_against_the_emulator(airflow_db, 
 def test_dag_test_stops_at_the_gate_and_builds_nothing(airflow_db, edgeimpulse_emulator, tmp_path):
     em = edgeimpulse_emulator
     em.configure(job_duration=0.3)
-    dag_run = load().dag.test(run_conf={"output_dir": str(tmp_path), "accuracy_threshold": 0.99})
+    dag = load().dag
+    uploaded = new_training_data(em, dag)
+    dag_run = dag.test(run_conf={"output_dir": str(tmp_path), "accuracy_threshold": 0.99})
     states = _states(dag_run)
     assert dag_run.state == "failed"
+    check_new_samples(dag_run, uploaded)
     assert states["retrain_test_gate_build.quality_gate"] == "failed"
     assert states["retrain_test_gate_build.build"] == "upstream_failed"
     assert not list(tmp_path.rglob("*.zip"))
 
 
+@needs_asset_watchers
 def test_the_first_task_reports_the_samples_behind_the_asset_events():
     from types import SimpleNamespace
 

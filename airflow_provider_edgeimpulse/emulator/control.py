@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from airflow_provider_edgeimpulse.emulator.errors import ApiError, bad_request, not_found
+from airflow_provider_edgeimpulse.emulator.jobs import LOG_LEVELS
 from airflow_provider_edgeimpulse.emulator.web_util import json_body, ok, path_int, state_of
 
 _RESPONSE_KEYS = {"status", "count", "retry_after", "body", "content_type"}
@@ -46,6 +47,39 @@ async def finish_job(request: web.Request) -> web.Response:
         raise bad_request("'success' must be a boolean")
     if not state.jobs.finish(job, success):
         raise ApiError(409, f"Job {job.id} already finished")
+    return ok({"job": job.control_json()})
+
+
+# The most one control call may write into a job's log: enough for a pathological line, not a memory hazard.
+_MAX_LOG_WRITE_CHARS = 64 * 1024 * 1024
+
+
+async def write_job_log(request: web.Request) -> web.Response:
+    """
+    Write one line into a running job's log, as its own output would: ``{"data", "repeat"?, "level"?}``.
+
+    The line is ``data`` repeated ``repeat`` times, so a test can ask for a line of many megabytes without
+    sending it. It goes to the REST log and to the job's socket subscribers alike.
+    """
+    state = state_of(request)
+    job = state.jobs.jobs.get(path_int(request, "jobId"))
+    if job is None:
+        raise not_found("No job with this ID found")
+    body = await json_body(request, required=True)
+    data = body.get("data")
+    if not isinstance(data, str):
+        raise bad_request("'data' must be a string")
+    repeat = body.get("repeat", 1)
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+        raise bad_request("'repeat' must be a positive integer")
+    if len(data) * repeat > _MAX_LOG_WRITE_CHARS:
+        raise bad_request(f"a log line may have at most {_MAX_LOG_WRITE_CHARS} characters")
+    level = body.get("level", "info")
+    if level not in LOG_LEVELS:
+        raise bad_request(f"'level' must be one of {', '.join(LOG_LEVELS)}")
+    if job.finished is not None:
+        raise ApiError(409, f"Job {job.id} already finished")
+    state.jobs.write(job, data * repeat, level)
     return ok({"job": job.control_json()})
 
 
@@ -124,6 +158,16 @@ async def sockets_open(request: web.Request) -> web.Response:
     return web.json_response({"open": state_of(request).sockets.count()})
 
 
+async def issued_tokens(request: web.Request) -> web.Response:
+    """
+    Every JWT and socket token handed out since the last reset, expired ones included.
+
+    Read-only, so a leak test can search Airflow's logs and database for the exact session tokens a client got.
+    """
+    state = state_of(request)
+    return web.json_response({"jwts": list(state.jwt_tokens), "socket_tokens": list(state.socket_tokens)})
+
+
 async def reset(request: web.Request) -> web.Response:
     await state_of(request).reset()
     return ok()
@@ -140,9 +184,11 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/_emulator/config", set_config)
     app.router.add_get("/_emulator/jobs", list_jobs)
     app.router.add_post(r"/_emulator/jobs/{jobId:\d+}/finish", finish_job)
+    app.router.add_post(r"/_emulator/jobs/{jobId:\d+}/log", write_job_log)
     app.router.add_get("/_emulator/faults", get_faults)
     app.router.add_post("/_emulator/faults", add_fault)
     app.router.add_delete("/_emulator/faults", clear_faults)
     app.router.add_get("/_emulator/requests", requests_seen)
     app.router.add_get("/_emulator/sockets", sockets_open)
+    app.router.add_get("/_emulator/tokens", issued_tokens)
     app.router.add_post("/_emulator/reset", reset)

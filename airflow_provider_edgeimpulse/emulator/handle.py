@@ -76,6 +76,11 @@ class EmulatorHandle:
     def finish_job(self, job_id: int, success: bool = True) -> dict[str, Any]:
         return dict(self._call("POST", f"jobs/{job_id}/finish", {"success": success})["job"])
 
+    def write_job_log(self, job_id: int, data: str, repeat: int = 1, level: str = "info") -> dict[str, Any]:
+        """Write one line (``data`` repeated ``repeat`` times) into a running job's log, REST and socket alike."""
+        body = {"data": data, "repeat": repeat, "level": level}
+        return dict(self._call("POST", f"jobs/{job_id}/log", body)["job"])
+
     def requests(self) -> dict[str, Any]:
         return dict(self._call("GET", "requests"))
 
@@ -90,6 +95,11 @@ class EmulatorHandle:
 
     def jobs(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "jobs")["jobs"])
+
+    def issued_tokens(self) -> dict[str, list[str]]:
+        """The JWTs and socket tokens issued since the last reset (``jwts``, ``socket_tokens``)."""
+        answer = self._call("GET", "tokens")
+        return {"jwts": list(answer["jwts"]), "socket_tokens": list(answer["socket_tokens"])}
 
     def close(self) -> None:
         self._session.close()

@@ -35,6 +35,7 @@ from airflow_provider_edgeimpulse.hooks.policy import (
 _NOT_PROCESSED_STATUSES = frozenset({429, 503})
 # An error page from a proxy can be large; only its start is shown, so only that much is read.
 _ERROR_BODY_LIMIT = 64 * 1024
+_ERROR_PREVIEW_CHARS = 200
 _REDACTED = "***"
 
 
@@ -408,6 +409,18 @@ class EdgeImpulseSession:
         try:
             decode_response(status=response.status_code, method=method, path=display_path, text=text)
         except EdgeImpulseAPIError as err:
+            if len(raw) >= _ERROR_BODY_LIMIT and err.error is None:
+                # Only the start was read: a JSON error cut there is a long body, not one that "is not JSON".
+                return self._scrubbed(
+                    EdgeImpulseAPIError(
+                        f"Edge Impulse {method} {display_path} failed with HTTP {response.status_code}; its error "
+                        f"body is over {_ERROR_BODY_LIMIT // 1024} KiB and was read only in part: "
+                        f"{text[:_ERROR_PREVIEW_CHARS].strip()!r}",
+                        status=response.status_code,
+                        method=method,
+                        path=display_path,
+                    )
+                )
             return self._scrubbed(err)
         return EdgeImpulseAPIError(  # pragma: no cover -- decode_response always raises for non-2xx
             f"Edge Impulse {method} {display_path} failed with HTTP {response.status_code}",

@@ -38,5 +38,6 @@ def hook_for_task(conn_id: str, project_id: Any) -> EdgeImpulseHook:
     try:
         parsed = parse_project_id(project_id)
     except Exception as err:
-        raise ValueError(f"project_id: {err}") from None
+        # The parser's text already names project_id and the value.
+        raise ValueError(str(err)) from None
     return EdgeImpulseHook(edgeimpulse_conn_id=conn_id, project_id=parsed)

@@ -78,7 +78,13 @@ def normalize_base_url(value: str | None, default: str, *, port: int | None = No
         bare = host_only.rsplit(":", 1)[0] if host_only.count(":") == 1 else host_only
         scheme = "http" if bare in _LOOPBACK_HOSTS else "https"
         raw = f"{scheme}://{raw}"
-    parts = urlsplit(raw)
+    try:
+        parts = urlsplit(raw)
+        # Read here, where the error can name the field: a port such as ":abc" would otherwise fail in the first
+        # request with a bare "Port could not be cast to integer value".
+        parts.port  # noqa: B018
+    except ValueError as err:
+        raise EdgeImpulseConnectionError(f"Edge Impulse host {value!r} is not a valid URL: {err}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise EdgeImpulseConnectionError(f"Edge Impulse host {value!r} is not an http(s) URL or host name")
     netloc = parts.netloc

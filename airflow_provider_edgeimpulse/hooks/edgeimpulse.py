@@ -35,6 +35,8 @@ from airflow_provider_edgeimpulse.hooks.credentials import (
 from airflow_provider_edgeimpulse.hooks.job_log import stdout_lines
 from airflow_provider_edgeimpulse.hooks.masking import mask_secrets
 from airflow_provider_edgeimpulse.hooks.policy import DEFAULT_RETRY_POLICY, RetryPolicy
+from airflow_provider_edgeimpulse.operators._params import label_text
+from airflow_provider_edgeimpulse.operators._params import shown as shown_value
 
 if TYPE_CHECKING:
     from airflow_provider_edgeimpulse.jobs.waiter import WaitSettings
@@ -448,6 +450,7 @@ class EdgeImpulseHook(BaseHook):
         Without any filter this would relabel the whole category; that needs ``allow_all=True``.
         Edge Impulse either relabels at once (``done``) or starts a job (``job_id``: wait for it).
         """
+        label = label_text("label", label)
         if not allow_all and labels is None and ids is None and filename is None and search is None:
             raise ValueError(
                 "batch_edit_labels without labels, ids, filename or search relabels every sample of "
@@ -516,9 +519,16 @@ class EdgeImpulseHook(BaseHook):
     def _validate_upload(files: list[Path], category: str, label: str | None, no_label: bool) -> None:
         problems: list[str] = []
         if category not in UPLOAD_CATEGORIES:
-            problems.append(f"unknown category {category!r} (expected one of: {', '.join(UPLOAD_CATEGORIES)})")
+            problems.append(
+                f"unknown category {shown_value(category)} (expected one of: {', '.join(UPLOAD_CATEGORIES)})"
+            )
         if no_label and label is not None:
             problems.append("label and no_label=True contradict each other")
+        if label is not None:
+            try:
+                label_text("label", label)
+            except ValueError as err:
+                problems.append(str(err))
         for path in files:
             if not path.is_file():
                 problems.append(f"{path}: no such file")
@@ -609,6 +619,10 @@ class EdgeImpulseHook(BaseHook):
         the destination, hashed on the way, and renamed into place only when complete. A failed download
         leaves nothing behind.
         """
+        # Checked before the request: a missing directory would otherwise only show after the whole download.
+        target = Path(dest_path)
+        if not target.is_dir() and not target.parent.is_dir():
+            raise ValueError(f"download destination {str(target)!r}: directory {str(target.parent)!r} does not exist")
         if deployment_version is not None:
             relative = f"deployment/history/{int(deployment_version)}/download"
             params: dict[str, Any] = {}

@@ -14,10 +14,11 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from airflow_provider_edgeimpulse import __version__
-from airflow_provider_edgeimpulse.exceptions import EdgeImpulseAPIError
+from airflow_provider_edgeimpulse.exceptions import EdgeImpulseAPIError, cut_error_text
 
 USER_AGENT = f"airflow-provider-edgeimpulse/{__version__}"
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+_PREVIEW_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -76,12 +77,27 @@ def decode_response(*, status: int, method: str, path: str, text: str) -> dict[s
             ) from None
     if not 200 <= status < 300:
         return _raise(status, method, path, body, text)
+    if body is not None and not isinstance(body, dict):
+        # Valid JSON, just not the object every Studio answer is: say so rather than "not JSON".
+        preview = text[:_PREVIEW_CHARS].strip()
+        raise EdgeImpulseAPIError(
+            f"Edge Impulse {method} {path} answered HTTP {status} with JSON that is not an object "
+            f"({type(body).__name__}): {preview!r}",
+            status=status,
+            method=method,
+            path=path,
+        )
     if not isinstance(body, dict):
         raise EdgeImpulseAPIError.from_response(status=status, method=method, path=path, body=None, text=text)
     if body.get("success") is False:
-        error = body.get("error") if isinstance(body.get("error"), str) else "success: false without an error text"
+        raw_error = body.get("error")
+        error = raw_error if isinstance(raw_error, str) else "success: false without an error text"
         raise EdgeImpulseAPIError(
-            f"Edge Impulse {method} {path} failed: {error}", status=status, method=method, path=path, error=error
+            f"Edge Impulse {method} {path} failed: {cut_error_text(error)}",
+            status=status,
+            method=method,
+            path=path,
+            error=error,
         )
     return body
 

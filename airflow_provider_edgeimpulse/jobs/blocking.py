@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import math
 import time
 from typing import Any
 
@@ -21,7 +22,10 @@ def wait_for_job_blocking(
     settings: WaitSettings | None = None,
 ) -> dict[str, Any]:
     """Block until the job ends or ``timeout`` seconds pass; return the outcome as a dict."""
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0):
+    # NaN is refused too: it passes "< 0" and would end the wait the moment it starts, as a timeout.
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout < math.inf
+    ):
         raise ValueError(f"timeout must be a non-negative number of seconds or None, got {timeout!r}")
     deadline = None if timeout is None else time.time() + timeout
     coro_args = (credentials, project_id, job_id)

@@ -23,6 +23,7 @@ import aiohttp
 from airflow_provider_edgeimpulse import socketio_codec as sio
 from airflow_provider_edgeimpulse.hooks.async_client import AsyncEdgeImpulseClient
 from airflow_provider_edgeimpulse.hooks.credentials import EdgeImpulseCredentials
+from airflow_provider_edgeimpulse.hooks.job_log import bound_line
 
 log = logging.getLogger(__name__)
 
@@ -263,8 +264,9 @@ class JobEventHub:
             if job_id is not None and job_id in self._subs:
                 data = payload.get("data")
                 if data is not None:
+                    # Cut here, where every socket line enters: waits and triggers never hold a huge line whole.
                     for line in str(data).splitlines() or [""]:
-                        self._emit(HubEvent("data", line=line), [job_id])
+                        self._emit(HubEvent("data", line=bound_line(line)), [job_id])
         elif event.startswith("job-finished-"):
             job_id = _int_or_none(event.removeprefix("job-finished-"))
             if job_id is not None:

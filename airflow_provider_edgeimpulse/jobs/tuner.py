@@ -100,17 +100,28 @@ def run_failure(state: dict[str, Any]) -> str | None:
         return None
     if total and counts["failed"] == total:
         return f"every one of the {total} EON Tuner trials failed"
-    return f"no EON Tuner trial completed ({_describe(counts)})"
+    return f"no EON Tuner trial completed ({progress_line(state)})"
 
 
 def progress_line(state: dict[str, Any]) -> str:
-    return _describe(trial_counts(state))
+    return _describe(trial_counts(state), other_statuses(state))
 
 
-def _describe(counts: dict[str, int]) -> str:
+def other_statuses(state: dict[str, Any], limit: int = 5) -> list[str]:
+    """The unknown trial statuses of a state, each once, as ``repr`` text (a few, cut short: they are Studio's)."""
+    seen: dict[str, None] = {}
+    for trial in trials_of(state):
+        if status_of(trial) == OTHER:
+            seen.setdefault(repr(trial.get("status"))[:40], None)
+    return list(seen)[:limit]
+
+
+def _describe(counts: dict[str, int], others: list[str] | None = None) -> str:
     shown = [f"{counts[s]} {s}" for s in TRIAL_STATUSES]
     if counts[OTHER]:
-        shown.append(f"{counts[OTHER]} in other states")
+        # Name the statuses: "in other states" alone leaves the reader guessing what Studio said.
+        named = f" ({', '.join(others)})" if others else ""
+        shown.append(f"{counts[OTHER]} in other states{named}")
     return ", ".join(shown)
 
 

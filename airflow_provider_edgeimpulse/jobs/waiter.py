@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -76,8 +77,13 @@ class WaitSettings:
     def __post_init__(self) -> None:
         for name in ("safety_interval", "poll_interval"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            # NaN passes a plain "> 0" check and then makes every wait time out at once; inf would never look.
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < math.inf:
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        tail = self.log_tail
+        if not isinstance(tail, int) or isinstance(tail, bool) or tail < 1:
+            # Checked here, not by the deque of the wait, which would only fail once the job has started.
+            raise ValueError(f"log_tail must be a positive number of lines, got {tail!r}")
 
 
 def is_finished(job: dict[str, Any]) -> bool:

@@ -12,6 +12,8 @@ import json
 from collections.abc import Collection
 from typing import Any
 
+# The provider's own limit on a sample label (see label_text); percent-encoded it stays far below 8 KiB headers.
+MAX_LABEL_CHARS = 256
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
 
@@ -43,9 +45,9 @@ def required_int(name: str, value: Any, *, minimum: int | None = None) -> int:
     elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
         number = int(value.strip())
     if number is None:
-        raise ValueError(f"{name} must be an integer, got {value!r}")
+        raise ValueError(f"{name} must be an integer, got {shown(value)}")
     if minimum is not None and number < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
+        raise ValueError(f"{name} must be at least {minimum}, got {shown(value)}")
     return number
 
 
@@ -56,11 +58,44 @@ def optional_str(name: str, value: Any, *, choices: Collection[str] | None = Non
 
 
 def required_str(name: str, value: Any, *, choices: Collection[str] | None = None) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    if not isinstance(value, str):
+        # Name the type: a bytes value prints much like a string and would leave the reader puzzled.
+        kind = "" if value is None else f"{type(value).__name__} "
+        raise ValueError(f"{name} must be a non-empty string, got {kind}{shown(value)}")
+    if not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, got {shown(value)}")
     text = value.strip()
     if choices is not None and text not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}")
+        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {shown(value)}")
+    return text
+
+
+def shown(value: Any, limit: int = 200) -> str:
+    """``repr(value)`` cut to ``limit`` characters: an error names a huge value without repeating all of it."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... [{len(text) - limit} more characters]"
+
+
+def label_text(name: str, value: Any) -> str:
+    """
+    A sample label: non-empty text that is valid UTF-8 and at most ``MAX_LABEL_CHARS`` long.
+
+    Checked before anything is sent: ``bytes`` would be sent as their escaped form, text with lone surrogates
+    (a file name decoded with ``surrogateescape``) cannot be encoded at all, and an overlong label ends up in
+    an HTTP header (``x-label``, percent-encoded) that proxies refuse past a few KiB.
+    """
+    text = required_str(name, value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(
+            f"{name} {shown(text)} is not valid UTF-8 text ({err.reason} at position {err.start})"
+        ) from None
+    if len(text) > MAX_LABEL_CHARS:
+        raise ValueError(
+            f"{name} is {len(text)} characters long, over the {MAX_LABEL_CHARS} a label may have "
+            f"(it starts {text[:40]!r})"
+        )
     return text
 
 
@@ -69,7 +104,7 @@ def optional_bool(name: str, value: Any) -> bool | None:
         return value
     if isinstance(value, str) and value.strip().lower() in (*_TRUE, *_FALSE):
         return value.strip().lower() in _TRUE
-    raise ValueError(f"{name} must be true or false, got {value!r}")
+    raise ValueError(f"{name} must be true or false, got {shown(value)}")
 
 
 def required_bool(name: str, value: Any) -> bool:
@@ -84,13 +119,14 @@ def optional_str_list(name: str, value: Any) -> list[str] | None:
     if value is None:
         return None
     if isinstance(value, str):
-        parsed = _literal(value) if value.strip()[:1] in ("[", "(") else value
+        # A rendered dict ("{'a': 1}") is a dict where a list was meant, not one oddly named string.
+        parsed = _literal(value) if value.strip()[:1] in ("[", "(", "{") else value
         value = [parsed] if isinstance(parsed, str) else parsed
     if not isinstance(value, list | tuple | set | frozenset):
-        raise ValueError(f"{name} must be a list of strings, got {value!r}")
+        raise ValueError(f"{name} must be a list of strings, got {shown(value)}")
     items = list(value)
     if not all(isinstance(item, str) and item for item in items):
-        raise ValueError(f"{name} must be a list of non-empty strings, got {value!r}")
+        raise ValueError(f"{name} must be a list of non-empty strings, got {shown(value)}")
     return items
 
 
@@ -103,11 +139,11 @@ def optional_int_list(name: str, value: Any) -> list[int] | None:
     if isinstance(value, int) and not isinstance(value, bool):
         value = [value]
     if not isinstance(value, list | tuple | set | frozenset):
-        raise ValueError(f"{name} must be a list of integers, got {value!r}")
+        raise ValueError(f"{name} must be a list of integers, got {shown(value)}")
     try:
         return [required_int(name, item) for item in value]
     except ValueError:
-        raise ValueError(f"{name} must be a list of integers, got {value!r}") from None
+        raise ValueError(f"{name} must be a list of integers, got {shown(value)}") from None
 
 
 def optional_dict(name: str, value: Any) -> dict[str, Any] | None:
@@ -117,7 +153,7 @@ def optional_dict(name: str, value: Any) -> dict[str, Any] | None:
     if isinstance(value, str):
         value = _literal(value) if value.strip()[:1] == "{" else value
     if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
-        raise ValueError(f"{name} must be a dict (a JSON object), got {value!r}")
+        raise ValueError(f"{name} must be a dict (a JSON object), got {shown(value)}")
     return dict(value)
 
 
@@ -133,7 +169,7 @@ def optional_number(name: str, value: Any, *, minimum: float | None = None) -> f
         except ValueError:
             number = None
     if number is None or number != number:  # NaN never compares equal to itself
-        raise ValueError(f"{name} must be a number, got {value!r}")
+        raise ValueError(f"{name} must be a number, got {shown(value)}")
     if minimum is not None and number < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
+        raise ValueError(f"{name} must be at least {minimum}, got {shown(value)}")
     return number

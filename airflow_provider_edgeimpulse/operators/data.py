@@ -124,7 +124,7 @@ class EdgeImpulseBatchEditLabelsOperator(EdgeImpulseRunJobOperator):
             return None
 
     def job_request(self, hook: EdgeImpulseHook, context: Context) -> tuple[str, dict[str, Any] | None, Any]:
-        label = _params.required_str("label", self.new_label)
+        label = _params.label_text("label", self.new_label)
         category = _params.required_str("category", self.category, choices=SAMPLE_CATEGORIES)
         filters = self._filters()
         affected = self._count(hook, category, filters)
@@ -299,7 +299,7 @@ class EdgeImpulseUploadSamplesOperator(EdgeImpulseBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         category = _params.required_str("category", self.category, choices=UPLOAD_CATEGORIES)
-        label = _params.optional_str("label", self.sample_label)
+        label = None if self.sample_label is None else _params.label_text("label", self.sample_label)
         metadata = _metadata(self.metadata)
         fail_on_error = _params.required_bool("fail_on_error", self.fail_on_error)
         no_label = _params.required_bool("no_label", self.no_label)

@@ -7,6 +7,7 @@ class owns the Airflow side: XCom, the Studio link, re-attaching on retry, defer
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from airflow_provider_edgeimpulse.jobs.waiter import (
     WaitSettings,
 )
 from airflow_provider_edgeimpulse.links import STUDIO_URL_XCOM_KEY, EdgeImpulseStudioLink, studio_job_url
-from airflow_provider_edgeimpulse.operators import resume
+from airflow_provider_edgeimpulse.operators import _params, resume
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -99,9 +100,15 @@ class EdgeImpulseRunJobOperator(ResumableJobMixin, BaseOperator):
         if not isinstance(self.job_path, str) or not self.job_path.strip():
             raise ValueError(f"job_path must be a path such as 'jobs/retrain', got {self.job_path!r}")
         if self.job_query is not None and not isinstance(self.job_query, dict):
-            raise TypeError(f"job_query must be a dict of query parameters, got {type(self.job_query).__name__}")
+            raise TypeError(
+                f"job_query must be a dict of query parameters, got {type(self.job_query).__name__} "
+                f"{_params.shown(self.job_query)}"
+            )
         if self.job_body is not None and not isinstance(self.job_body, dict):
-            raise TypeError(f"job_body must be a JSON object (dict), got {type(self.job_body).__name__}")
+            raise TypeError(
+                f"job_body must be a JSON object (dict), got {type(self.job_body).__name__} "
+                f"{_params.shown(self.job_body)}"
+            )
         return self.job_path.strip(), self.job_query, self.job_body
 
     def job_result(self, hook: EdgeImpulseHook, outcome: dict[str, Any], context: Context) -> Any:
@@ -131,16 +138,18 @@ class EdgeImpulseRunJobOperator(ResumableJobMixin, BaseOperator):
             value = float(self.timeout)
         except (TypeError, ValueError):
             raise ValueError(f"timeout must be a number of seconds, got {self.timeout!r}") from None
-        if value < 0:
+        # NaN passes "< 0" and would time the wait out as soon as the job started; inf: use None for no limit.
+        if not 0 <= value < math.inf:
             raise ValueError(f"timeout must be a non-negative number of seconds, got {self.timeout!r}")
         return value
 
     external_id_key = "edgeimpulse_job_id"
 
     def execute(self, context: Context) -> Any:
-        self._request = self.job_request(self.hook, context)
+        # The rendered timeout first: it needs no request, while job_request may read the project.
         self._timeout_seconds()
         self.wait_settings()
+        self._request = self.job_request(self.hook, context)
         self._final_result: Any = None
         return self.execute_resumable(context)
 
@@ -168,7 +177,14 @@ class EdgeImpulseRunJobOperator(ResumableJobMixin, BaseOperator):
             if err.status in (404, None) or "No job" in str(err.error or ""):
                 return "gone"
             raise
-        return resume.job_state(job)
+        state = resume.job_state(job)
+        if state == "running" and resume.stopped_while_deferred(context, external_id):
+            # A user stopped that try to stop its job, whose cancel may still be on its way: start anew rather
+            # than adopt a job that is about to end cancelled.
+            self._cancel(self.hook, int(external_id), reason="a user stopped the try that was waiting on it")
+            resume.mark_resumed(context)
+            return "gone"
+        return state
 
     def is_job_active(self, status: str) -> bool:
         return status == "running"
@@ -235,10 +251,12 @@ class EdgeImpulseRunJobOperator(ResumableJobMixin, BaseOperator):
             end_task_on_success=end_in_trigger,
             xcoms={JOB_ID_XCOM_KEY: job_id, STUDIO_URL_XCOM_KEY: context["ti"].xcom_pull(key=STUDIO_URL_XCOM_KEY)},
         )
+        resume.mark_deferred(context, job_id)
         # timeout=None: the deadline lives in the trigger, which can cancel the job when it passes.
         self.defer(trigger=trigger, method_name="execute_complete", timeout=None)
 
     def execute_complete(self, context: Context, event: Any = None) -> Any:
+        resume.mark_resumed(context)
         hook = self.hook
         if event == "success":
             # The trigger ended the task itself; runners that resume anyway (dag.test) land here.

@@ -34,7 +34,8 @@ def previous_job_id(context: Context) -> int | None:
     from airflow.providers.common.compat.sdk import Variable
 
     try:
-        value = Variable.get(_variable_key(context), default=None)
+        # Positional default: Airflow 2 names it default_var, the Task SDK default.
+        value = Variable.get(_variable_key(context), None)
     except Exception as err:  # a Variable backend hiccup must not stop the task; it only loses re-attachment
         log.warning("Could not read the previous try's Edge Impulse job id: %s", err)
         return None
@@ -64,6 +65,33 @@ def forget(context: Context) -> None:
         Variable.delete(_variable_key(context))
     except Exception as err:
         log.debug("Could not remove the Edge Impulse job record: %s", err)
+
+
+# Set while a try waits deferred on a job, removed when the try resumes. Still set when the next try starts, it
+# means the earlier try ended in the triggerer by a user's hand (marked failed or success, cleared): its trigger's
+# on_kill cancels the job, maybe only after the next try has started, so that try must not re-attach to it.
+_DEFERRED_JOB_KEY = "edgeimpulse_deferred_job"
+
+
+def mark_deferred(context: Context, job_id: int) -> None:
+    store = context.get("task_state_store")  # type: ignore[call-overload]
+    if store is not None:
+        store.set(_DEFERRED_JOB_KEY, job_id)
+
+
+def mark_resumed(context: Context) -> None:
+    store = context.get("task_state_store")  # type: ignore[call-overload]
+    if store is not None and store.get(_DEFERRED_JOB_KEY) is not None:
+        store.delete(_DEFERRED_JOB_KEY)
+
+
+def stopped_while_deferred(context: Context, job_id: Any) -> bool:
+    """Whether ``job_id`` belongs to an earlier try that a user stopped while it waited in the triggerer."""
+    store = context.get("task_state_store")  # type: ignore[call-overload]
+    if store is None:
+        return False
+    marked = store.get(_DEFERRED_JOB_KEY)
+    return marked is not None and str(marked) == str(job_id)
 
 
 def can_end_from_trigger() -> bool:

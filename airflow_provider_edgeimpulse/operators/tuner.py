@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_edgeimpulse.jobs import tuner
 from airflow_provider_edgeimpulse.operators import _params
 from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator
 
@@ -348,7 +349,8 @@ class EdgeImpulseSetTunerPrimaryOperator(EdgeImpulseRunJobOperator):
         config: dict[str, Any] = raw_config if isinstance(raw_config, dict) else {}
         variant = variant or config.get("optimizationPrecision") or None
         if not is_best:
-            trial = next((t for t in state.get("trials") or [] if str(t.get("id")) == trial_id), None)
+            # trials_of skips what is not a trial object: a malformed state is "no such trial", not a crash.
+            trial = next((t for t in tuner.trials_of(state) if str(t.get("id")) == trial_id), None)
             if trial is None:
                 raise ValueError(f"trial_id {trial_id!r} is not a trial of EON Tuner run {run_id}")
             if trial.get("status") != "completed":
@@ -358,7 +360,8 @@ class EdgeImpulseSetTunerPrimaryOperator(EdgeImpulseRunJobOperator):
                 )
             return {"trial_id": trial_id, "metric": None, "value": None}
         if require_finished and state.get("tunerJobIsRunning"):
-            counts = state.get("status") or {}
+            raw_counts = state.get("status")
+            counts: dict[str, Any] = raw_counts if isinstance(raw_counts, dict) else {}
             raise ValueError(
                 f"EON Tuner run {run_id} is still searching ({counts.get('numCompletedTrials', '?')} trials "
                 "completed so far); wait for it (EONTunerStateSensor) or set require_finished=False"

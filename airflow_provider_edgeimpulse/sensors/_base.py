@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -41,6 +42,7 @@ class EdgeImpulseBaseSensor(BaseSensorOperator):
         project_id: int | str | None = None,
         **kwargs: Any,
     ) -> None:
+        check_sensor_timing(kwargs)
         super().__init__(**kwargs)
         self.edgeimpulse_conn_id = edgeimpulse_conn_id
         self.project_id = project_id
@@ -85,6 +87,26 @@ class EdgeImpulseBaseSensor(BaseSensorOperator):
         if status == "error":
             raise AirflowException(message)
         return event
+
+
+def check_sensor_timing(kwargs: dict[str, Any]) -> None:
+    """
+    ``poke_interval`` and ``timeout`` of a sensor's kwargs, checked before Airflow's own checks.
+
+    Airflow's errors do not say which value was wrong, and it accepts a poke interval of 0, which on an Edge
+    Impulse sensor means calling Studio in a tight loop. ``timedelta`` values are checked as seconds.
+    """
+    for name, allow_zero in (("poke_interval", False), ("timeout", True)):
+        if name not in kwargs or kwargs[name] is None:
+            continue
+        value = kwargs[name]
+        seconds = value.total_seconds() if isinstance(value, timedelta) else value
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            raise ValueError(f"{name} must be a number of seconds (or a timedelta), got {value!r}")
+        low_ok = seconds >= 0 if allow_zero else seconds > 0
+        if not low_ok or not math.isfinite(seconds):
+            kind = "non-negative" if allow_zero else "positive"
+            raise ValueError(f"{name} must be a {kind}, finite number of seconds, got {value!r}")
 
 
 def positive_int(name: str, value: Any) -> int:

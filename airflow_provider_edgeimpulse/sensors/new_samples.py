@@ -32,6 +32,7 @@ from airflow_provider_edgeimpulse.new_samples.watch import (
     resolve_project_id,
     result_payload,
 )
+from airflow_provider_edgeimpulse.sensors._base import check_sensor_timing
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -109,6 +110,7 @@ class EdgeImpulseNewSamplesSensor(BaseSensorOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
+        check_sensor_timing(kwargs)
         super().__init__(**kwargs)
         self.edgeimpulse_conn_id = edgeimpulse_conn_id
         self.project_id = project_id

@@ -58,6 +58,8 @@ MARKER_VAR = "EDGEIMPULSE_E2E_STACK"
 ADMIN_USER = "admin"
 EMULATOR_PROJECT_ID = 1
 WATCHER_POLL_INTERVAL_S = 2
+SQLITE_LOCK_WAIT_S = 60
+_DB_ARGS_MODULE = "edgeimpulse_e2e_db_args"  # written into the stack's AIRFLOW_HOME, which is on PYTHONPATH
 EMULATOR_READY_PREFIX = "Edge Impulse emulator listening on "
 # Variables of the calling process that must not leak into the stack: the unit tests' conftest sets several.
 _SCRUBBED_PREFIXES = ("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_", "_AIRFLOW", "AIRFLOW_CTX_")
@@ -205,6 +207,7 @@ class AirflowStack:
         env.update(
             {
                 "AIRFLOW_HOME": str(self.home),
+                "PYTHONPATH": os.pathsep.join(p for p in (str(self.home), os.environ.get("PYTHONPATH", "")) if p),
                 MARKER_VAR: self.stack_id,
                 "PYTHONUNBUFFERED": "1",
                 # The example DAGs read these at parse time; pinned so a developer's Variables cannot change them.
@@ -236,7 +239,13 @@ class AirflowStack:
                 "test_connection": "Enabled",
                 "default_task_retries": "0",
             },
-            "database": {"sql_alchemy_conn": f"sqlite:///{self.home / 'airflow.db'}"},
+            "database": {
+                "sql_alchemy_conn": f"sqlite:///{self.home / 'airflow.db'}",
+                # Four processes write to one SQLite file: a write may wait on the lock longer than pysqlite's
+                # default 5 s, which the api-server would turn into an HTTP 500 for the test.
+                "sql_alchemy_connect_args": f"{_DB_ARGS_MODULE}.CONNECT_ARGS",
+                "sql_alchemy_connect_args_async": f"{_DB_ARGS_MODULE}.CONNECT_ARGS",
+            },
             "api": {"host": "127.0.0.1", "port": str(self.port), "base_url": self.url, "workers": "1"},
             "api_auth": {"jwt_secret": secrets.token_urlsafe(32)},
             "workers": {"min_heartbeat_interval": "1"},
@@ -249,6 +258,7 @@ class AirflowStack:
                 "trigger_log_server_port": str(free_port()),
             },
         }
+        (self.home / f"{_DB_ARGS_MODULE}.py").write_text(f"CONNECT_ARGS = {{'timeout': {SQLITE_LOCK_WAIT_S}}}\n")
         lines: list[str] = []
         for section, options in cfg.items():
             lines.append(f"[{section}]")

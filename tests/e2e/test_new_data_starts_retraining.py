@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -62,10 +63,22 @@ def asset_runs(stack: AirflowStack) -> list[dict[str, Any]]:
     return [r for r in runs_of(stack, DAG_ID) if r["run_type"] == "asset_triggered"]
 
 
-def test_an_upload_makes_airflow_start_the_retraining_dag_by_itself(airflow_stack: AirflowStack) -> None:
+@pytest.fixture
+def watching(airflow_stack: AirflowStack) -> Iterator[None]:
+    """The DAG turned on for the test only: later tests upload samples too, and must not start runs of it."""
+    airflow_stack.wait_for_dag(DAG_ID)
+    try:
+        yield
+    finally:
+        airflow_stack.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": True})
+
+
+def test_an_upload_makes_airflow_start_the_retraining_dag_by_itself(
+    airflow_stack: AirflowStack, watching: None
+) -> None:
     stack = airflow_stack
-    stack.emulator("POST", "/config", json={"job_duration": 0.5})
-    stack.wait_for_dag(DAG_ID)
+    # Longer than the workers' 1 s heartbeat: see the deferral race in stack.py.
+    stack.emulator("POST", "/config", json={"job_duration": 3.0})
     assert runs_of(stack, DAG_ID) == [], "the DAG starts paused: nothing ran before it was turned on"
     unpause(stack, DAG_ID)
     before = wait_until(lambda: watermark(stack), timeout=120, what="the new-data watcher's first watermark")

@@ -59,9 +59,24 @@ def wait_for_job_of(stack: AirflowStack, dag_id: str, run_id: str, task_id: str,
         job_id = xcom(stack, dag_id, run_id, task_id, key="job_id")
         if ti["state"] != state or ti["try_number"] != try_number or job_id is None:
             return None
+        if state == "deferred" and not trigger_relays(stack, dag_id, run_id, task_id, try_number, int(job_id)):
+            return None
         return job_id if emulator_job(stack, job_id)["finished"] is None else None
 
     return wait_until(ready, timeout=ACTION_TIMEOUT_S, what=f"{task_id} try {try_number} {state} with its job running")
+
+
+def trigger_relays(stack: AirflowStack, dag_id: str, run_id: str, task_id: str, try_number: int, job_id: int) -> bool:
+    """
+    Whether the try's trigger runs in the triggerer: its log relays the job's lines.
+
+    A deferred task is acted on only then. A trigger the triggerer has not picked up yet is deleted with no
+    ``on_kill`` (Airflow cancels only running triggers), so its job would run on: a gap of about a second that
+    the provider cannot close from the trigger.
+    """
+    folder = stack.settings.artifacts / "task-logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+    logs = folder.glob(f"attempt={try_number}.log.trigger.*.log")
+    return any(f"[job {job_id}] " in log.read_text(errors="replace") for log in logs)
 
 
 def wait_for_ti_state(stack: AirflowStack, dag_id: str, run_id: str, task_id: str, states: set[str]) -> dict:

@@ -177,3 +177,34 @@ def test_reset_restores_everything(emulator, studio: Studio) -> None:
 
 def test_sockets_count(emulator) -> None:
     assert emulator.sockets() == 0
+
+
+def test_issued_tokens_lists_every_jwt_and_socket_token_until_reset(emulator, studio: Studio) -> None:
+    assert emulator.issued_tokens() == {"jwts": [], "socket_tokens": []}
+    emulator.configure(jwt_ttl_s=0)
+    jwts = [
+        requests.post(
+            f"{emulator.url}/v1/api-login", json={"username": "emulator", "password": "emulator"}, timeout=10
+        ).json()["token"]
+        for _ in range(2)
+    ]
+    socket_token = studio.ok("GET", "socket-token")["token"]["socketToken"]
+    # Expired tokens stay listed: a client may have logged one before it expired.
+    assert emulator.issued_tokens() == {"jwts": jwts, "socket_tokens": [socket_token]}
+    emulator.reset()
+    assert emulator.issued_tokens() == {"jwts": [], "socket_tokens": []}
+
+
+def test_a_test_can_write_a_long_line_into_a_running_jobs_log(emulator, studio: Studio) -> None:
+    emulator.configure(job_duration=None)
+    job_id = studio.start("jobs/evaluate")
+    emulator.write_job_log(job_id, "ab", repeat=50_000, level="warn")
+    assert studio.stdout(job_id, limit=1) == ["ab" * 50_000]
+    for bad in ({"data": 1}, {"data": "x", "repeat": 0}, {"data": "x", "level": "loud"}):
+        response = requests.post(f"{emulator.url}/_emulator/jobs/{job_id}/log", json=bad, timeout=10)
+        assert response.status_code == 400, bad
+    emulator.finish_job(job_id)
+    with pytest.raises(RuntimeError, match="409"):
+        emulator.write_job_log(job_id, "late")
+    with pytest.raises(RuntimeError, match="404"):
+        emulator.write_job_log(job_id + 100, "nobody")

@@ -71,7 +71,7 @@ def test_jwt_without_project_id_asks_for_one(ei: Any, monkeypatch: pytest.Monkey
 
 
 def test_get_socket_token(hook: EdgeImpulseHook) -> None:
-    from airflow.sdk.log import redact
+    from airflow.providers.common.compat.sdk import redact
 
     token = hook.get_socket_token()
     assert isinstance(token["socketToken"], str) and token["socketToken"]
@@ -525,7 +525,7 @@ def test_invalid_json(hook: EdgeImpulseHook, ei: Any) -> None:
 
 def test_json_that_is_not_an_object(hook: EdgeImpulseHook, ei: Any) -> None:
     ei.fault(status=200, body="[1, 2]", path="/impulse")
-    with pytest.raises(EdgeImpulseAPIError, match="not JSON"):
+    with pytest.raises(EdgeImpulseAPIError, match=r"JSON that is not an object \(list\): '\[1, 2\]'"):
         hook.get_impulse()
 
 
@@ -699,7 +699,7 @@ def test_secrets_never_in_errors_logs_or_reprs(
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from airflow.sdk.log import redact
+    from airflow.providers.common.compat.sdk import redact
 
     ei = distinct_emulator
     caplog.set_level("DEBUG")

@@ -10,6 +10,7 @@ import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_provider_edgeimpulse.triggers.job import EdgeImpulseJobTrigger
+from tests.airflow_compat import xcom as xcom
 
 MODES = ("deferred", "blocking")
 
@@ -49,17 +50,6 @@ def run_dag(dag_id: str, conf: dict[str, Any] | None = None) -> Any:
     from tests.dags.edgeimpulse_operator_dags import DAGS
 
     return DAGS[dag_id].test(run_conf=conf or {})
-
-
-def xcom(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        row = session.scalars(
-            XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=task_id, key=key)
-        ).first()
-        return XComModel.deserialize_value(row) if row is not None else None
 
 
 def states(dag_run: Any) -> dict[str, str]:

@@ -123,10 +123,13 @@ def test_not_waiting_returns_the_started_job(em):
 def test_a_retry_re_attaches_to_the_relabelling_job(em):
     em.configure(batch_sync_limit=1, job_duration=None)
     store = DictStateStore()
-    # First try: the job starts and the task defers; then the triggerer and the worker are lost.
+    # First try: the job starts and the task defers; the wait fails (the trigger's error event), so the try fails.
+    first = relabel(labels=["wave"], deferrable=True)
     with pytest.raises(TaskDeferred):
-        relabel(labels=["wave"], deferrable=True).execute(make_context(store=store))
+        first.execute(make_context(store=store))
     (job,) = em.jobs()
+    with pytest.raises(EdgeImpulseJobFailed, match="lost the socket"):
+        first.execute_complete(make_context(store=store), {"status": "error", "message": "lost the socket"})
     results: dict[str, Any] = {}
 
     def retry() -> None:

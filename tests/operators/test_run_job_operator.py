@@ -12,6 +12,7 @@ from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_provider_edgeimpulse.operators.job import EdgeImpulseJobFailed, EdgeImpulseRunJobOperator
 from airflow_provider_edgeimpulse.triggers.job import EdgeImpulseJobTrigger
+from tests.airflow_compat import AIRFLOW_2, HAS_TASK_STATE_STORE
 from tests.operators.fakes import DictStateStore, RecordingTaskInstance, make_context
 
 
@@ -109,6 +110,42 @@ def test_a_retry_re_attaches_to_the_running_job_instead_of_starting_another(edge
     thread.join(15)
     assert results["value"]["job_id"] == first["job_id"]
     assert len(em.jobs()) == 1, "no second job was started"
+
+
+@pytest.mark.skipif(
+    not HAS_TASK_STATE_STORE, reason="the mark of a try waiting deferred lives in Airflow 3.3's task_state_store"
+)
+def test_a_try_after_one_stopped_while_deferred_cancels_that_job_and_starts_anew(edgeimpulse_emulator):
+    """A user cleared a deferred task: its trigger's cancel may land after the next try started, so no re-attach."""
+    em = edgeimpulse_emulator
+    em.configure(job_duration=None)
+    store = DictStateStore()
+    with pytest.raises(TaskDeferred):
+        operator(deferrable=True).execute(make_context(store=store))
+    (abandoned,) = emulator_jobs(em)
+    # No execute_complete: the try ended in the triggerer (marked failed, cleared), its job still running.
+    with pytest.raises(TaskDeferred) as deferred:
+        operator(deferrable=True).execute(make_context(store=store))
+    first, second = emulator_jobs(em)
+    assert first["id"] == abandoned["id"] and first["cancelled"] is True
+    assert second["id"] != abandoned["id"] and second["finished"] is None
+    assert deferred.value.trigger.job_id == second["id"]
+
+
+@pytest.mark.skipif(not AIRFLOW_2, reason="Airflow 3 triggers cancel the job of a stopped task (the test above)")
+def test_on_airflow_2_a_try_after_one_stopped_while_deferred_re_attaches_to_its_job(edgeimpulse_emulator):
+    """Stopping a deferred task cancels nothing there (no trigger on_kill on Airflow 2): the job is still good."""
+    em = edgeimpulse_emulator
+    em.configure(job_duration=None)
+    store = DictStateStore()
+    with pytest.raises(TaskDeferred):
+        operator(deferrable=True).execute(make_context(store=store))
+    (abandoned,) = emulator_jobs(em)
+    with pytest.raises(TaskDeferred) as deferred:
+        operator(deferrable=True).execute(make_context(store=store))
+    (job,) = emulator_jobs(em)
+    assert job["id"] == abandoned["id"] and not job["cancelled"]
+    assert deferred.value.trigger.job_id == abandoned["id"]
 
 
 def test_a_retry_after_a_finished_job_returns_its_result_without_deferring(edgeimpulse_emulator):

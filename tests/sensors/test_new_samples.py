@@ -14,6 +14,7 @@ from airflow.triggers.base import TaskSuccessEvent
 from airflow_provider_edgeimpulse.new_samples import watermark as wm
 from airflow_provider_edgeimpulse.sensors.new_samples import EdgeImpulseNewSamplesSensor, commit_watermark
 from airflow_provider_edgeimpulse.triggers.new_samples import EdgeImpulseNewSamplesSensorTrigger
+from tests.airflow_compat import ENDS_IN_TRIGGER
 from tests.operators.fakes import RecordingTaskInstance, make_context
 from tests.samples_util import delete, sample_ids, upload
 
@@ -206,15 +207,23 @@ async def first_event(trigger: EdgeImpulseNewSamplesSensorTrigger) -> Any:
         await gen.aclose()
 
 
-async def test_deferred_sensor_fires_from_the_trigger_and_ends_the_task_there(edgeimpulse_emulator):
+def event_result(event: Any) -> dict[str, Any]:
+    """The sensor's result in a success event: its XCom on Airflow 3, what the worker resumes with on Airflow 2."""
+    return event.xcoms["return_value"] if ENDS_IN_TRIGGER else event.payload["result"]
+
+
+async def test_deferred_sensor_fires_from_the_trigger_with_exactly_the_new_samples(edgeimpulse_emulator):
     em = edgeimpulse_emulator
     store = wm.MemoryWatermarkStore()
     baseline = max(sample_ids(em))
     context = make_context()
-    trigger = await asyncio.to_thread(defer, sensor(store, deferrable=True, min_new_samples=2), context)
+    task = sensor(store, deferrable=True, min_new_samples=2)
+    trigger = await asyncio.to_thread(defer, task, context)
     trigger.watermark_store = store
+    key = next(iter(store.values))
     assert context["ti"].xcoms["watermark_previous"] == baseline
-    assert trigger.after_id == baseline and trigger.commit_watermark_key == next(iter(store.values))
+    assert trigger.after_id == baseline
+    assert trigger.commit_watermark_key == (key if ENDS_IN_TRIGGER else None)
 
     pending = asyncio.create_task(first_event(trigger))
     new = await asyncio.to_thread(upload, em, 1)
@@ -222,11 +231,16 @@ async def test_deferred_sensor_fires_from_the_trigger_and_ends_the_task_there(ed
     assert not pending.done()
     new += await asyncio.to_thread(upload, em, 1)
     event = await asyncio.wait_for(pending, 10)
-    assert isinstance(event, TaskSuccessEvent), "nothing is left for a worker: the trigger ends the task"
-    assert event.xcoms["return_value"]["sample_ids"] == new
+    if ENDS_IN_TRIGGER:
+        assert isinstance(event, TaskSuccessEvent), "nothing is left for a worker: the trigger ends the task"
+    else:
+        assert not isinstance(event, TaskSuccessEvent), "Airflow 2 cannot end a task from the triggerer"
+        assert stored(store) == baseline, "the worker commits, once it has the result"
+        assert (await asyncio.to_thread(task.execute_complete, context, event.payload))["sample_ids"] == new
+    assert event_result(event)["sample_ids"] == new
     assert stored(store) == max(new)
 
-    # dag.test() resumes the task anyway, with event "success": the result is rebuilt, no more, no less.
+    # Airflow 3's dag.test() resumes a task the trigger ended, with event "success": the result is rebuilt, no more.
     ti = context["ti"]
     upload(em, 1)  # landed after the trigger fired: belongs to the next run
     again = sensor(store, deferrable=True, min_new_samples=2)
@@ -249,7 +263,7 @@ async def test_a_triggerer_restart_rechecks_from_the_same_watermark(edgeimpulse_
     assert rebuilt.serialize() == (classpath, kwargs)
     rebuilt.watermark_store = store
     event = await asyncio.wait_for(first_event(rebuilt), 10)
-    assert event.xcoms["return_value"]["sample_ids"] == new
+    assert event_result(event)["sample_ids"] == new
 
 
 async def test_deferred_timeout_and_errors_fail_closed(edgeimpulse_emulator):

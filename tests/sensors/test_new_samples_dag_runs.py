@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_edgeimpulse.new_samples import watermark as wm
+from tests.airflow_compat import xcom
 from tests.samples_util import sample_ids, upload
 
 
@@ -30,17 +31,6 @@ def delete_variable(key: str) -> None:
 
     with create_session() as session:
         session.execute(delete(Variable).where(Variable.key == key))
-
-
-def xcom(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        row = session.scalars(
-            XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=task_id, key=key)
-        ).first()
-        return XComModel.deserialize_value(row) if row is not None else None
 
 
 def upload_when_watching(em: Any, key: str, count: int) -> tuple[threading.Thread, list[int]]:

@@ -9,34 +9,14 @@ from typing import Any
 
 import pytest
 
+from tests.airflow_compat import reschedules, xcom
 from tests.tuner_util import STATE_ROUTE, STATUS_ROUTE, route_count, start_job, start_tuner
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
 
-def xcom(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        row = session.scalars(
-            XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=task_id, key=key)
-        ).first()
-        return XComModel.deserialize_value(row) if row is not None else None
-
-
 def task_instance(dag_run: Any, task_id: str) -> Any:
     return next(ti for ti in dag_run.get_task_instances() if ti.task_id == task_id)
-
-
-def reschedules(dag_run: Any, task_id: str) -> int:
-    from airflow.models.taskreschedule import TaskReschedule
-    from airflow.utils.session import create_session
-    from sqlalchemy import func, select
-
-    ti = task_instance(dag_run, task_id)
-    with create_session() as session:
-        return int(session.scalar(select(func.count()).where(TaskReschedule.ti_id == ti.id)) or 0)
 
 
 @pytest.fixture
