@@ -17,6 +17,7 @@ from pathlib import Path
 import requests
 from _common import API_KEY, Emulator, emit, note, parser, rounded
 
+from airflow_provider_edgeimpulse.emulator.sample_files import acquisition_sample
 from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
 
 LABELS = ("idle", "wave", "snake")
@@ -27,16 +28,7 @@ def make_samples(folder: Path, count: int) -> list[Path]:
     paths: list[Path] = []
     for index in range(count):
         label = LABELS[index % len(LABELS)]
-        body = {
-            "protected": {"ver": "v1", "alg": "none"},
-            "signature": "0" * 64,
-            "payload": {
-                "device_type": "BENCH",
-                "interval_ms": 16,
-                "sensors": [{"name": axis, "units": "m/s2"} for axis in ("accX", "accY", "accZ")],
-                "values": [[index % 7, (index * 3) % 11, row] for row in range(40)],
-            },
-        }
+        body = acquisition_sample([[index % 7, (index * 3) % 11, row] for row in range(40)], device_type="BENCH")
         path = folder / f"{label}.{index:05d}.json"
         path.write_text(json.dumps(body))
         paths.append(path)

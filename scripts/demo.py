@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_edgeimpulse.emulator.sample_files import write_wave_samples
+
 REPO = Path(__file__).resolve().parent.parent
 DAG_ID = "edgeimpulse_nightly_retrain"
 BIN = Path(sys.executable).parent
@@ -46,25 +48,6 @@ def stop(proc: subprocess.Popen[str]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(STOP_BOUND_S)
-
-
-def demo_samples(folder: Path) -> Path:
-    """A few accelerometer samples in Edge Impulse's JSON acquisition format, for the upload step."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for n in range(3):
-        values = [[round(0.1 * i * (n + 1), 3), 0.0, 9.81] for i in range(125)]
-        sample = {
-            "protected": {"ver": "v1", "alg": "none"},
-            "signature": "0" * 64,
-            "payload": {
-                "device_type": "AIRFLOW_DEMO",
-                "interval_ms": 16,
-                "sensors": [{"name": f"acc{axis}", "units": "m/s2"} for axis in "XYZ"],
-                "values": values,
-            },
-        }
-        (folder / f"wave.demo{n}.json").write_text(json.dumps(sample))
-    return folder
 
 
 def airflow(home: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -139,7 +122,8 @@ def main() -> int:
         if migrated.returncode != 0:
             print(migrated.stdout[-3000:], migrated.stderr[-3000:])
             return 1
-        conf = {"samples_dir": str(demo_samples(work / "samples")), "output_dir": str(work / "deployments")}
+        write_wave_samples(work / "samples", 3, tag="demo", device_type="AIRFLOW_DEMO", rows=125)
+        conf = {"samples_dir": str(work / "samples"), "output_dir": str(work / "deployments")}
         print(f"Running `airflow dags test {DAG_ID}` (deferrable waits) ...")
         result = airflow(home, env, "dags", "test", DAG_ID, "--conf", json.dumps(conf))
         (work / "dags-test.log").write_text(result.stdout + result.stderr)

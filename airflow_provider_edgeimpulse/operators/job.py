@@ -256,8 +256,19 @@ class EdgeImpulseRunJobOperator(ResumableJobMixin, BaseOperator):
         self.defer(trigger=trigger, method_name="execute_complete", timeout=None)
 
     def execute_complete(self, context: Context, event: Any = None) -> Any:
+        waited_on = resume.deferred_job(context)
         resume.mark_resumed(context)
         hook = self.hook
+        if isinstance(event, dict) and waited_on is not None and event.get("job_id") not in (None, waited_on):
+            # Clearing a deferred task does not stop its trigger at once: the old trigger's event (about the job
+            # the user stopped) can reach the new try. It says nothing about this try's job: wait on.
+            self.log.warning(
+                "Ignoring an event about Edge Impulse job %s from an earlier try; waiting on job %s",
+                event.get("job_id"),
+                waited_on,
+            )
+            self._job_id = waited_on
+            return self._defer(hook, context, waited_on, self._timeout_seconds())
         if event == "success":
             # The trigger ended the task itself; runners that resume anyway (dag.test) land here.
             job_id = context["ti"].xcom_pull(task_ids=context["ti"].task_id, key=JOB_ID_XCOM_KEY)

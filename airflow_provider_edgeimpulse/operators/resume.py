@@ -79,6 +79,13 @@ def mark_deferred(context: Context, job_id: int) -> None:
         store.set(_DEFERRED_JOB_KEY, job_id)
 
 
+def deferred_job(context: Context) -> int | None:
+    """The job this try deferred on, when the task state store knows it."""
+    store = context.get("task_state_store")  # type: ignore[call-overload]
+    marked = store.get(_DEFERRED_JOB_KEY) if store is not None else None
+    return int(marked) if marked is not None else None
+
+
 def mark_resumed(context: Context) -> None:
     store = context.get("task_state_store")  # type: ignore[call-overload]
     if store is not None and store.get(_DEFERRED_JOB_KEY) is not None:

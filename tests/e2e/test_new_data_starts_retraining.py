@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 
+from airflow_provider_edgeimpulse.emulator.sample_files import acquisition_sample
 from tests.e2e.runs import runs_of, task_states, unpause, wait_for_run_end, xcom
 from tests.e2e.stack import WATCHER_POLL_INTERVAL_S, AirflowStack, wait_until
 
@@ -36,9 +37,7 @@ def upload(stack: AirflowStack, count: int) -> list[int]:
     """``count`` new training samples through the ingestion endpoint; their sample ids."""
     files = []
     for n in range(count):
-        payload = {"device_type": "E2E", "interval_ms": 16, "sensors": [{"name": "accX", "units": "m/s2"}]}
-        payload["values"] = [[0.01 * n * i] for i in range(40)]
-        body = {"protected": {"ver": "v1", "alg": "none"}, "signature": "0" * 64, "payload": payload}
+        body = acquisition_sample([[0.01 * n * i, 0.0, 9.81] for i in range(40)], device_type="AIRFLOW_E2E")
         files.append(("data", (f"wave.new{n}.{time.time_ns()}.json", json.dumps(body), "application/json")))
     response = requests.post(
         f"{stack.emulator_url}/api/training/files",

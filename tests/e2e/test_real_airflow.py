@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
+from airflow_provider_edgeimpulse.emulator.sample_files import write_wave_samples
 from tests.e2e.stack import EMULATOR_PROJECT_ID, AirflowStack, StackError
 
 pytestmark = pytest.mark.e2e
@@ -65,24 +65,6 @@ class NightlyRun:
         return f"/dags/{DAG_ID}/dagRuns/{quote(self.run_id, safe='')}/taskInstances/{task_id}"
 
 
-def write_samples(folder: Path) -> Path:
-    """Three small accelerometer samples in Edge Impulse's JSON acquisition format, for the upload task."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for n in range(3):
-        sample = {
-            "protected": {"ver": "v1", "alg": "none"},
-            "signature": "0" * 64,
-            "payload": {
-                "device_type": "AIRFLOW_E2E",
-                "interval_ms": 16,
-                "sensors": [{"name": f"acc{axis}", "units": "m/s2"} for axis in "XYZ"],
-                "values": [[round(0.1 * i * (n + 1), 3), 0.0, 9.81] for i in range(50)],
-            },
-        }
-        (folder / f"wave.e2e{n}.json").write_text(json.dumps(sample))
-    return folder
-
-
 def take_sample(stack: AirflowStack, run_path: str, started: float) -> tuple[Sample, str]:
     run = stack.api("GET", run_path)
     ti = stack.api("GET", f"{run_path}/taskInstances/{TRAINING_TASK_ID}", expect=(200, 404)) or {}
@@ -108,7 +90,8 @@ def nightly_run(airflow_stack: AirflowStack, tmp_path_factory: pytest.TempPathFa
     stack.emulator("POST", "/config", json={"job_duration": JOB_DURATION_S})
     stack.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
     work = tmp_path_factory.mktemp("nightly")
-    conf = {"samples_dir": str(write_samples(work / "samples")), "output_dir": str(work / "deployments")}
+    write_wave_samples(work / "samples", 3, tag="e2e", device_type="AIRFLOW_E2E")
+    conf = {"samples_dir": str(work / "samples"), "output_dir": str(work / "deployments")}
     run = stack.api("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})
     run_id = str(run["dag_run_id"])
     run_path = f"/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}"

@@ -46,6 +46,7 @@ from urllib.parse import quote
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
 
+from airflow_provider_edgeimpulse.emulator.sample_files import write_wave_samples
 from tests.e2e.conftest import dag_folders
 from tests.e2e.stack import (
     EMULATOR_PROJECT_ID,
@@ -351,23 +352,6 @@ def needles(stack: AirflowStack, exercise: Exercise) -> dict[str, str]:
     return {**named, "canary": exercise.canary, "note": exercise.note, "auth error": AUTH_ERRORS[exercise.variant]}
 
 
-def write_samples(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for n in range(2):
-        sample = {
-            "protected": {"ver": "v1", "alg": "none"},
-            "signature": "0" * 64,
-            "payload": {
-                "device_type": "AIRFLOW_E2E",
-                "interval_ms": 16,
-                "sensors": [{"name": f"acc{axis}", "units": "m/s2"} for axis in "XYZ"],
-                "values": [[round(0.1 * i * (n + 1), 3), 0.0, 9.81] for i in range(50)],
-            },
-        }
-        (folder / f"wave.secrets{n}.json").write_text(json.dumps(sample))
-    return folder
-
-
 def exercise_stack(stack: AirflowStack, variant: str, work: Path) -> Exercise:
     creds = stack.settings.credentials
     canary = f"canary{secrets.token_hex(10)}"
@@ -400,7 +384,8 @@ def _run_everything(stack: AirflowStack, exercise: Exercise, work: Path) -> None
 
     # Successes; one after the other, as the three DAGs change the same project's impulse.
     # The canary rides in paths: conf -> params -> rendered template fields, XCom (the file list) and task logs.
-    samples = write_samples(work / exercise.canary / "samples")
+    samples = work / exercise.canary / "samples"
+    write_wave_samples(samples, 2, tag="secrets", device_type="AIRFLOW_E2E")
     nightly_conf = {"samples_dir": str(samples), "output_dir": str(work / exercise.canary / "deployments")}
     tuner_conf = {"output_dir": str(work / exercise.canary / "tuner") + "/"}
     for label, dag_id, conf in (

@@ -132,6 +132,32 @@ def test_a_try_after_one_stopped_while_deferred_cancels_that_job_and_starts_anew
     assert deferred.value.trigger.job_id == second["id"]
 
 
+@pytest.mark.skipif(
+    not HAS_TASK_STATE_STORE, reason="the mark of a try waiting deferred lives in Airflow 3.3's task_state_store"
+)
+def test_an_event_about_an_earlier_tries_job_does_not_decide_this_try(edgeimpulse_emulator):
+    """After a clear, the stopped try's trigger may fire about its cancelled job into the new try: wait on."""
+    em = edgeimpulse_emulator
+    em.configure(job_duration=None)
+    store = DictStateStore()
+    with pytest.raises(TaskDeferred) as first:
+        operator(deferrable=True).execute(make_context(store=store))
+    with pytest.raises(TaskDeferred) as second:
+        operator(deferrable=True).execute(make_context(store=store))
+    old_job, new_job = first.value.trigger.job_id, second.value.trigger.job_id
+    assert old_job != new_job
+    stale = {"status": "failure", "job_id": old_job, "message": f"Edge Impulse job {old_job} failed"}
+    with pytest.raises(TaskDeferred) as again:
+        operator(deferrable=True).execute_complete(make_context(store=store), stale)
+    assert again.value.trigger.job_id == new_job
+    em.finish_job(new_job, True)
+    result = operator(deferrable=True).execute_complete(
+        make_context(store=store),
+        {"status": "success", "job_id": new_job, "outcome": {"job_id": new_job, "success": True}},
+    )
+    assert result["job_id"] == new_job and result["success"] is True
+
+
 @pytest.mark.skipif(not AIRFLOW_2, reason="Airflow 3 triggers cancel the job of a stopped task (the test above)")
 def test_on_airflow_2_a_try_after_one_stopped_while_deferred_re_attaches_to_its_job(edgeimpulse_emulator):
     """Stopping a deferred task cancels nothing there (no trigger on_kill on Airflow 2): the job is still good."""
