@@ -83,7 +83,7 @@ def deferred_job(context: Context) -> int | None:
     """The job this try deferred on, when the task state store knows it."""
     store = context.get("task_state_store")  # type: ignore[call-overload]
     marked = store.get(_DEFERRED_JOB_KEY) if store is not None else None
-    return int(marked) if marked is not None else None
+    return int(str(marked)) if marked is not None else None
 
 
 def mark_resumed(context: Context) -> None:
