@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 if TYPE_CHECKING:
+    from airflow_provider_edgeimpulse.emulator.server import EmulatorThread
     from airflow_provider_edgeimpulse.emulator.state import EmulatorState
 
 CONTROL_TIMEOUT_S = 30.0
@@ -33,6 +34,30 @@ class EmulatorHandle:
         self.password = password
         self._state = state
         self._session = requests.Session()
+
+    @classmethod
+    def of(cls, server: EmulatorThread) -> EmulatorHandle:
+        """A handle on an emulator running on a thread of this process (its live state included)."""
+        config = server.config
+        return cls(
+            server.url,
+            api_key=config.api_key,
+            project_id=config.project_id,
+            username=config.username,
+            password=config.password,
+            state=server.state,
+        )
+
+    def clone(self) -> EmulatorHandle:
+        """Another handle on the same emulator, with its own HTTP session (one per thread)."""
+        return EmulatorHandle(
+            self.url,
+            api_key=self.api_key,
+            project_id=self.project_id,
+            username=self.username,
+            password=self.password,
+            state=self._state,
+        )
 
     @property
     def state(self) -> EmulatorState:

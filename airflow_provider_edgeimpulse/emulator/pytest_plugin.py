@@ -39,15 +39,7 @@ def edgeimpulse_emulator(
     """A freshly reset emulator, with ``edgeimpulse_default`` (via its env variable) pointing at it."""
     from airflow_provider_edgeimpulse.emulator.handle import EmulatorHandle
 
-    config = edgeimpulse_emulator_server.config
-    handle = EmulatorHandle(
-        edgeimpulse_emulator_server.url,
-        api_key=config.api_key,
-        project_id=config.project_id,
-        username=config.username,
-        password=config.password,
-        state=edgeimpulse_emulator_server.state,
-    )
+    handle = EmulatorHandle.of(edgeimpulse_emulator_server)
     handle.reset()
     monkeypatch.setenv(CONN_ENV, handle.connection_json())
     try:

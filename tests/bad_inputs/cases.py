@@ -99,15 +99,7 @@ class Env:
 
     def side_handle(self) -> EmulatorHandle:
         """A handle of its own (one ``requests.Session`` per thread) for a driver running beside the call."""
-        em = self.em
-        return EmulatorHandle(
-            em.url,
-            api_key=em.api_key,
-            project_id=em.project_id,
-            username=em.username,
-            password=em.password,
-            state=em.state,
-        )
+        return self.em.clone()
 
     def hook(self, **kwargs: Any) -> EdgeImpulseHook:
         kwargs.setdefault("retry_policy", QUICK_POLICY)

@@ -32,15 +32,7 @@ def secret_emulator_server() -> Iterator[EmulatorThread]:
 @pytest.fixture
 def env(secret_emulator_server: EmulatorThread, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Env]:
     """A reset emulator; ``edgeimpulse_default`` (API key) and ``ei_jwt`` (username, password) point at it."""
-    config = secret_emulator_server.config
-    handle = EmulatorHandle(
-        secret_emulator_server.url,
-        api_key=config.api_key,
-        project_id=config.project_id,
-        username=config.username,
-        password=config.password,
-        state=secret_emulator_server.state,
-    )
+    handle = EmulatorHandle.of(secret_emulator_server)
     handle.reset()
     environment = Env(handle, tmp_path, monkeypatch)
     environment.set_connection()

@@ -112,24 +112,28 @@ def test_a_retry_re_attaches_to_the_running_job_instead_of_starting_another(edge
     assert len(em.jobs()) == 1, "no second job was started"
 
 
+def defer_twice(em: Any) -> tuple[DictStateStore, int, TaskDeferred]:
+    """A try defers on its job and ends in the triggerer (never resumes); the next try starts: what it did."""
+    em.configure(job_duration=None)
+    store = DictStateStore()
+    with pytest.raises(TaskDeferred) as first:
+        operator(deferrable=True).execute(make_context(store=store))
+    with pytest.raises(TaskDeferred) as second:
+        operator(deferrable=True).execute(make_context(store=store))
+    return store, first.value.trigger.job_id, second.value
+
+
 @pytest.mark.skipif(
     not HAS_TASK_STATE_STORE, reason="the mark of a try waiting deferred lives in Airflow 3.3's task_state_store"
 )
 def test_a_try_after_one_stopped_while_deferred_cancels_that_job_and_starts_anew(edgeimpulse_emulator):
     """A user cleared a deferred task: its trigger's cancel may land after the next try started, so no re-attach."""
     em = edgeimpulse_emulator
-    em.configure(job_duration=None)
-    store = DictStateStore()
-    with pytest.raises(TaskDeferred):
-        operator(deferrable=True).execute(make_context(store=store))
-    (abandoned,) = emulator_jobs(em)
-    # No execute_complete: the try ended in the triggerer (marked failed, cleared), its job still running.
-    with pytest.raises(TaskDeferred) as deferred:
-        operator(deferrable=True).execute(make_context(store=store))
+    _, abandoned, deferred = defer_twice(em)
     first, second = emulator_jobs(em)
-    assert first["id"] == abandoned["id"] and first["cancelled"] is True
-    assert second["id"] != abandoned["id"] and second["finished"] is None
-    assert deferred.value.trigger.job_id == second["id"]
+    assert first["id"] == abandoned and first["cancelled"] is True
+    assert second["id"] != abandoned and second["finished"] is None
+    assert deferred.trigger.job_id == second["id"]
 
 
 @pytest.mark.skipif(
@@ -138,13 +142,8 @@ def test_a_try_after_one_stopped_while_deferred_cancels_that_job_and_starts_anew
 def test_an_event_about_an_earlier_tries_job_does_not_decide_this_try(edgeimpulse_emulator):
     """After a clear, the stopped try's trigger may fire about its cancelled job into the new try: wait on."""
     em = edgeimpulse_emulator
-    em.configure(job_duration=None)
-    store = DictStateStore()
-    with pytest.raises(TaskDeferred) as first:
-        operator(deferrable=True).execute(make_context(store=store))
-    with pytest.raises(TaskDeferred) as second:
-        operator(deferrable=True).execute(make_context(store=store))
-    old_job, new_job = first.value.trigger.job_id, second.value.trigger.job_id
+    store, old_job, second = defer_twice(em)
+    new_job = second.trigger.job_id
     assert old_job != new_job
     stale = {"status": "failure", "job_id": old_job, "message": f"Edge Impulse job {old_job} failed"}
     with pytest.raises(TaskDeferred) as again:
@@ -162,16 +161,10 @@ def test_an_event_about_an_earlier_tries_job_does_not_decide_this_try(edgeimpuls
 def test_on_airflow_2_a_try_after_one_stopped_while_deferred_re_attaches_to_its_job(edgeimpulse_emulator):
     """Stopping a deferred task cancels nothing there (no trigger on_kill on Airflow 2): the job is still good."""
     em = edgeimpulse_emulator
-    em.configure(job_duration=None)
-    store = DictStateStore()
-    with pytest.raises(TaskDeferred):
-        operator(deferrable=True).execute(make_context(store=store))
-    (abandoned,) = emulator_jobs(em)
-    with pytest.raises(TaskDeferred) as deferred:
-        operator(deferrable=True).execute(make_context(store=store))
+    _, abandoned, deferred = defer_twice(em)
     (job,) = emulator_jobs(em)
-    assert job["id"] == abandoned["id"] and not job["cancelled"]
-    assert deferred.value.trigger.job_id == abandoned["id"]
+    assert job["id"] == abandoned and not job["cancelled"]
+    assert deferred.trigger.job_id == abandoned
 
 
 def test_a_retry_after_a_finished_job_returns_its_result_without_deferring(edgeimpulse_emulator):
