@@ -12,8 +12,8 @@ Choices (each one on purpose):
 - ``[workers] min_heartbeat_interval = 1``: the Airflow 3.2/3.3 deferral race (apache/airflow #66374, #71580,
   #72716) lets the scheduler drain a worker's stale "success" of the deferring try after a fast trigger already
   moved the task on, and fail it with "state mismatch". A 1 s heartbeat makes the worker report before the trigger
-  can fire; it removed the race in 28 of 28 real-stack runs (shared/DESIGN.md). Nothing here retries a failed run:
-  the tests see every failure.
+  can fire, for jobs that run a few seconds (the tests' jobs do); a job that ends within a second of the deferral
+  can still meet it. Nothing here retries a failed run: the tests see every failure.
 - The nightly DAG runs unscheduled here (the Variable ``edgeimpulse_nightly_schedule`` is ``none``): unpausing a
   ``@daily`` DAG would make the scheduler start a scheduled run beside the one a test triggers. The scheduler
   itself keeps creating runs (``use_job_schedule``), as asset-triggered runs need it.

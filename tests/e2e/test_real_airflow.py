@@ -6,7 +6,7 @@ One DAG run serves every test here (module fixture ``nightly_run``); while it ru
 its trigger, the default pool and the emulator's jobs are sampled, so the tests can tell that the task waited
 deferred (no worker slot) while its Edge Impulse job ran, and that the wait ran in the triggerer.
 Nothing is retried: the DAG's tasks have no retries and a failed run fails the tests (see the deferral race in
-shared/DESIGN.md and stack.py).
+stack.py).
 """
 
 from __future__ import annotations
