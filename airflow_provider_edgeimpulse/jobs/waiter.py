@@ -12,7 +12,7 @@ import asyncio
 import logging
 import math
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -147,6 +147,9 @@ class _JobWait:
         self.tail: deque[str] = deque(maxlen=settings.log_tail)
         self._seen: list[str] = []
         self._replay_at: int | None = None
+        # Lines that came before the socket confirmed the subscription: live lines of the project's room, which
+        # the replay that follows repeats after lines they missed. Their order is not the log's.
+        self._early = False
         self.live = False
         self._said_polling = False
 
@@ -179,6 +182,7 @@ class _JobWait:
         """Hold the first REST check until the socket is subscribed (or failed), closing the race."""
         event = await sub.next(_CONNECT_GRACE_S)
         while event is not None and event.kind == "data":
+            self._early = True
             self._log_line(event.line or "")
             event = await sub.next(_CONNECT_GRACE_S)
         if event is None:
@@ -216,7 +220,7 @@ class _JobWait:
 
     async def _finish(self, job: dict[str, Any]) -> JobOutcome:
         success = job.get("finishedSuccessful") is True
-        if not success or not self.tail:
+        if not success or not self.tail or self._early:
             await self._fetch_tail()
         return self.outcome("success" if success else "failure", job)
 
@@ -229,9 +233,20 @@ class _JobWait:
         if not self.tail:
             self.tail.extend(lines[-self.settings.log_tail :])
             return
+        self._replay_at = None
+        if self._early:
+            # Lines came out of the log's order: relay those not relayed yet, and keep the log's order in the tail.
+            pending = Counter(self._seen)
+            for line in lines:
+                if pending[line]:
+                    pending[line] -= 1
+                else:
+                    self._log_line(line)
+            self.tail.clear()
+            self.tail.extend(lines[-self.settings.log_tail :])
+            return
         # The REST tail overlaps what the socket delivered: relay only what follows the overlap.
         overlap = next((k for k in range(min(len(lines), len(self._seen)), 0, -1) if lines[:k] == self._seen[-k:]), 0)
-        self._replay_at = None
         for line in lines[overlap:]:
             self._log_line(line)
 
@@ -245,7 +260,9 @@ class _JobWait:
             if self._replay_at < len(self._seen) and self._seen[self._replay_at] == line:
                 self._replay_at += 1
                 return
-            self._replay_at = None  # past the replay (or the server does not replay): every line is new
+            if not (self._early and self._replay_at < len(self._seen)):
+                self._replay_at = None  # past the replay (or the server does not replay): every line is new
+            # else: a line from before the early ones, which the socket did not deliver: new, and the replay goes on
         if len(self._seen) < _SEEN_CAP:
             self._seen.append(line)
         self.tail.append(line)

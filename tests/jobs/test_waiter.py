@@ -228,3 +228,47 @@ async def test_every_log_line_is_relayed_once_even_repeated_ones_and_across_a_re
     expected = em.state.job_log(credentials.project_id, job_id)
     assert len(expected) != len(set(expected)), "the emulated retrain repeats lines: the check needs that"
     assert lines == expected
+
+
+class _ScriptedSocket:
+    """A subscription that delivers a fixed sequence of socket events (what a shared socket did once)."""
+
+    def __init__(self, events: list[Any]) -> None:
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        for event in events:
+            self.queue.put_nowait(event)
+
+    async def next(self, timeout: float) -> Any:
+        return self.queue.get_nowait() if not self.queue.empty() else None
+
+
+class _StudioLog:
+    """The REST side of a finished job: its status and its whole log, in order."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+
+    async def get_job_status(self, project_id: int, job_id: int) -> dict[str, Any]:
+        return {"id": job_id, "finished": "2026-01-01T00:00:00Z", "finishedSuccessful": True}
+
+    async def get_job_stdout(self, project_id: int, job_id: int, limit: int) -> list[str]:
+        return self.lines[-limit:]
+
+
+async def test_live_lines_ahead_of_the_subscription_are_neither_repeated_nor_misordered():
+    """The room's live lines can reach a new socket before it is subscribed; the replay then repeats them."""
+    from types import SimpleNamespace
+
+    from airflow_provider_edgeimpulse.jobs.hub import HubEvent
+    from airflow_provider_edgeimpulse.jobs.waiter import _JobWait
+
+    log_lines = ["start", "features", "scheduling", "training", "epoch 1", "scheduling", "epoch 2", "done"]
+    early = [HubEvent("data", line=line) for line in log_lines[2:4]]
+    replay = [HubEvent("data", line=line) for line in log_lines]
+    events = [*early, HubEvent("connected"), *replay, HubEvent("finished", success=True)]
+    relayed: list[str] = []
+    wait = _JobWait(SimpleNamespace(client=_StudioLog(log_lines)), 1, 7, WaitSettings(), relayed.append)
+    outcome = await wait.run(_ScriptedSocket(events))
+    assert outcome.success
+    assert outcome.log_tail == log_lines, "the outcome keeps the log's order"
+    assert sorted(relayed) == sorted(log_lines), "each line reaches the task log once"
