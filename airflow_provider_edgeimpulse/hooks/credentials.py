@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_edgeimpulse.exceptions import EdgeImpulseConnectionError
+from airflow_provider_edgeimpulse.wire import DEFAULT_WIRE_LIMITS, WireLimits
 
 DEFAULT_STUDIO_URL = "https://studio.edgeimpulse.com"
 DEFAULT_INGESTION_URL = "https://ingestion.edgeimpulse.com"
@@ -39,6 +40,7 @@ class EdgeImpulseCredentials:
     project_id: int | None = None
     ingestion_url: str = DEFAULT_INGESTION_URL
     timeout: float = DEFAULT_TIMEOUT_S
+    limits: WireLimits = field(default=DEFAULT_WIRE_LIMITS, repr=False)
 
     @property
     def api_base(self) -> str:

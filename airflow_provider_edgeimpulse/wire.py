@@ -1,0 +1,50 @@
+"""
+How much of what a server sends we believe: durations clamped to a sane range, sizes bounded.
+
+The ground floor for both transports (requests and aiohttp) and the socket: a number read from the wire
+(``Retry-After``, ``pingInterval``, ``pingTimeout``) passes through ``clamp_seconds`` before it reaches a
+timer, because a NaN or an infinity handed to ``asyncio.sleep`` or ``loop.call_later`` breaks the event
+loop's timer order and stalls every coroutine on it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+MIB = 1024 * 1024
+
+
+def clamp_seconds(value: Any, *, low: float, high: float, default: float) -> float:
+    """
+    ``value`` as a finite number of seconds within ``[low, high]``.
+
+    Anything that is not a real number (``None``, text, a bool, NaN) gives ``default``; an infinity or a
+    value past ``high`` gives ``high``; a negative value or one below ``low`` gives ``low``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return default
+    seconds = float(value)
+    if math.isnan(seconds):
+        return default
+    return min(max(seconds, low), high)
+
+
+@dataclass(frozen=True)
+class WireLimits:
+    """
+    Upper bounds on what one server may make us hold, far above anything Studio sends.
+
+    ``max_response_bytes`` bounds one REST answer read into memory (downloads stream and are bounded by
+    the artefact size instead); ``max_frame_bytes`` bounds one WebSocket message; ``max_queued_events``
+    bounds the events a single wait's subscription buffers before it drops (with a counted note) what
+    cannot be coalesced.
+    """
+
+    max_response_bytes: int = 64 * MIB
+    max_frame_bytes: int = 16 * MIB
+    max_queued_events: int = 10_000
+
+
+DEFAULT_WIRE_LIMITS = WireLimits()
