@@ -25,7 +25,10 @@ def clamp_seconds(value: Any, *, low: float, high: float, default: float) -> flo
     """
     if isinstance(value, bool) or not isinstance(value, int | float):
         return default
-    seconds = float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int too large for a float
+        seconds = math.inf if value > 0 else -math.inf
     if math.isnan(seconds):
         return default
     return min(max(seconds, low), high)
