@@ -42,12 +42,13 @@ class WireLimits:
     ``max_response_bytes`` bounds one REST answer read into memory (downloads stream and are bounded by
     the artefact size instead); ``max_frame_bytes`` bounds one WebSocket message; ``max_queued_events``
     bounds the events a single wait's subscription buffers before it drops (with a counted note) what
-    cannot be coalesced.
+    cannot be coalesced; ``max_redirects`` bounds the redirects one request follows.
     """
 
     max_response_bytes: int = 64 * MIB
     max_frame_bytes: int = 16 * MIB
     max_queued_events: int = 10_000
+    max_redirects: int = 5
 
 
 DEFAULT_WIRE_LIMITS = WireLimits()

@@ -2,8 +2,10 @@
 Request plumbing of the synchronous hook: one ``requests.Session``, authentication, retries, error decoding.
 
 Private to the hook. Retries follow ``policy.RetryPolicy`` through tenacity; what counts as retryable depends on
-whether repeating the request is safe (see ``_should_retry``). Every error leaves here as an
-``EdgeImpulseAPIError`` whose text has passed through ``scrub`` so that no secret can ride along in it.
+whether repeating the request is safe (see ``_should_retry``). Redirects are followed by ``redirects.next_hop``,
+not by requests, so credentials stay with their origin; answers are read in pieces up to the connection's
+``WireLimits``. Every error leaves here as an ``EdgeImpulseAPIError`` whose text has passed through ``scrub`` so
+that no secret can ride along in it.
 """
 
 from __future__ import annotations
@@ -21,22 +23,30 @@ from urllib3.exceptions import NewConnectionError
 
 from airflow_provider_edgeimpulse.exceptions import EdgeImpulseAPIError
 from airflow_provider_edgeimpulse.hooks.credentials import AuthType, EdgeImpulseCredentials
-from airflow_provider_edgeimpulse.hooks.masking import mask_secrets
+from airflow_provider_edgeimpulse.hooks.masking import mask_secrets, scrub, scrub_error
 from airflow_provider_edgeimpulse.hooks.policy import (
+    ERROR_BODY_LIMIT,
+    READ_CHUNK_BYTES,
     RETRYABLE_STATUSES,
     USER_AGENT,
     RetryPolicy,
-    decode_response,
+    declared_length,
+    decode_scrubbed,
+    error_of_body,
     parse_retry_after,
+    too_large,
+)
+from airflow_provider_edgeimpulse.hooks.redirects import (
+    REDIRECT_STATUSES,
+    next_hop,
+    refuse_login_redirect,
+    without_body_headers,
+    without_credentials,
 )
 
 # Statuses that mean "the server did not act on it", so even a request that is unsafe to repeat (starting a
 # job, uploading samples) may be sent again. A 500/502/504 may come after the upstream already acted.
 _NOT_PROCESSED_STATUSES = frozenset({429, 503})
-# An error page from a proxy can be large; only its start is shown, so only that much is read.
-_ERROR_BODY_LIMIT = 64 * 1024
-_ERROR_PREVIEW_CHARS = 200
-_REDACTED = "***"
 
 
 class _Log(Protocol):
@@ -144,15 +154,11 @@ class EdgeImpulseSession:
     # -- secrets -------------------------------------------------------------------------------------------
 
     def _secrets(self) -> list[str]:
-        values = [*self.credentials.secrets(), self._jwt or ""]
-        # Longest first so that a secret containing another is replaced whole.
-        return sorted((v for v in values if v), key=len, reverse=True)
+        return [v for v in (*self.credentials.secrets(), self._jwt) if v]
 
     def scrub(self, text: str) -> str:
-        """Replace every secret this session knows with ``***`` (defence in depth: none should be there)."""
-        for secret in self._secrets():
-            text = text.replace(secret, _REDACTED)
-        return text
+        """Replace every secret this session knows with ``***`` (a server may echo them back)."""
+        return scrub(text, self._secrets())
 
     # -- authentication ------------------------------------------------------------------------------------
 
@@ -179,6 +185,7 @@ class EdgeImpulseSession:
                 display_path="/api-login",
                 json_body={"username": creds.username, "password": creds.password},
                 idempotent=True,
+                follow_redirects=False,
             )
             data = self.decode(response, "POST", "/api-login")
             token = data.get("token")
@@ -241,31 +248,12 @@ class EdgeImpulseSession:
 
     def decode(self, response: requests.Response, method: str, display_path: str) -> dict[str, Any]:
         """The JSON object of a 2xx response, or ``EdgeImpulseAPIError`` (``success: false``, not JSON...)."""
-        try:
-            return decode_response(status=response.status_code, method=method, path=display_path, text=response.text)
-        except EdgeImpulseAPIError:
-            pass
-        # Build the error again from a scrubbed body: the message quotes a truncated preview of it, and a secret
-        # cut in half by the truncation would no longer be found and replaced afterwards.
-        try:
-            decode_response(
-                status=response.status_code, method=method, path=display_path, text=self.scrub(response.text)
-            )
-        except EdgeImpulseAPIError as err:
-            raise self._scrubbed(err) from None
-        raise EdgeImpulseAPIError(  # pragma: no cover -- only if a secret's removal made the body valid
-            f"Edge Impulse {method} {display_path} answered a body that could not be read",
-            status=response.status_code,
-            method=method,
-            path=display_path,
+        return decode_scrubbed(
+            status=response.status_code, method=method, path=display_path, text=response.text, secrets=self._secrets()
         )
 
     def _scrubbed(self, err: EdgeImpulseAPIError) -> EdgeImpulseAPIError:
-        message = self.scrub(str(err))
-        if message == str(err):
-            return err
-        error = self.scrub(err.error) if err.error else None
-        return EdgeImpulseAPIError(message, status=err.status, method=err.method, path=err.path, error=error)
+        return scrub_error(err, self._secrets())
 
     def _send_with_retries(
         self,
@@ -280,24 +268,27 @@ class EdgeImpulseSession:
         cookies: dict[str, str] | None = None,
         stream: bool = False,
         idempotent: bool,
+        follow_redirects: bool = True,
     ) -> requests.Response:
         policy = self.retry_policy
         base = _base_of(url)
         query = clean_query(params)
 
         def attempt() -> requests.Response:
-            response = self.http.request(
+            response = self._exchange(
                 method,
                 url,
+                display_path=display_path,
                 params=query,
-                json=json_body,
+                json_body=json_body,
                 data=data,
-                headers=headers,
-                cookies=cookies,
-                stream=stream,
-                timeout=self.timeout,
+                headers=headers or {},
+                cookies=cookies or {},
+                follow_redirects=follow_redirects,
             )
             if 200 <= response.status_code < 300:
+                if not stream:
+                    self._read_bounded(response, method, display_path)
                 return response
             try:
                 error = self._error_of(response, method, display_path)
@@ -394,39 +385,106 @@ class EdgeImpulseSession:
                 path=display_path,
             ) from None
 
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        display_path: str,
+        params: dict[str, str],
+        json_body: Any,
+        data: Any,
+        headers: dict[str, str],
+        cookies: dict[str, str],
+        follow_redirects: bool,
+    ) -> requests.Response:
+        """
+        One request and the redirects it is answered with, followed by ``next_hop``'s rule; the body unread.
+
+        Credentials (the auth headers and cookies) are dropped for good at the first hop to another origin.
+        """
+        home = url
+        hops = 0
+        carry = True
+        while True:
+            response = self.http.request(
+                method,
+                url,
+                params=params,
+                json=json_body,
+                data=data,
+                headers=headers,
+                cookies=cookies or None,
+                stream=True,
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+            location = response.headers.get("Location")
+            if response.status_code not in REDIRECT_STATUSES or location is None:
+                return response
+            response.close()
+            if not follow_redirects:
+                raise refuse_login_redirect(response.status_code, location, url)
+            hop = next_hop(
+                method=method,
+                url=response.url,
+                status=response.status_code,
+                location=location,
+                home=home,
+                credentials=carry,
+                hops=hops,
+                max_redirects=self.credentials.limits.max_redirects,
+                display_path=display_path,
+            )
+            hops += 1
+            method, url, params = hop.method, hop.url, {}
+            if not hop.keep_body:
+                json_body, data, headers = None, None, without_body_headers(headers)
+            if not hop.keep_credentials:
+                carry = False
+                headers, cookies = without_credentials(headers), {}
+
+    def _read_bounded(self, response: requests.Response, method: str, display_path: str) -> None:
+        """Read a streamed 2xx body in pieces, at most ``max_response_bytes`` of it, into ``response.content``."""
+        limit = self.credentials.limits.max_response_bytes
+        declared = declared_length(response.headers.get("Content-Length"))
+        body = bytearray()
+        try:
+            if declared is None or declared <= limit:
+                for chunk in response.iter_content(chunk_size=READ_CHUNK_BYTES):
+                    body += chunk
+                    if len(body) > limit:
+                        break
+            if len(body) > limit or (declared is not None and declared > limit):
+                raise too_large(
+                    method=method,
+                    path=display_path,
+                    status=response.status_code,
+                    limit=limit,
+                    seen=len(body),
+                    declared=declared,
+                )
+        finally:
+            response.close()
+        response._content = bytes(body)
+
     def _error_of(self, response: requests.Response, method: str, display_path: str) -> EdgeImpulseAPIError:
         """The error a non-2xx response stands for, read from at most the first 64 KiB of its body."""
         raw = b""
         try:
-            for chunk in response.iter_content(chunk_size=_ERROR_BODY_LIMIT):
+            for chunk in response.iter_content(chunk_size=READ_CHUNK_BYTES):
                 raw += chunk
-                if len(raw) >= _ERROR_BODY_LIMIT:
+                if len(raw) >= ERROR_BODY_LIMIT:
                     break
         except requests.RequestException:
             pass  # a broken error body still leaves the status to report
-        # Scrubbed before the error quotes (and truncates) it, so no fragment of a secret survives.
-        text = self.scrub(raw[:_ERROR_BODY_LIMIT].decode(response.encoding or "utf-8", errors="replace"))
-        try:
-            decode_response(status=response.status_code, method=method, path=display_path, text=text)
-        except EdgeImpulseAPIError as err:
-            if len(raw) >= _ERROR_BODY_LIMIT and err.error is None:
-                # Only the start was read: a JSON error cut there is a long body, not one that "is not JSON".
-                return self._scrubbed(
-                    EdgeImpulseAPIError(
-                        f"Edge Impulse {method} {display_path} failed with HTTP {response.status_code}; its error "
-                        f"body is over {_ERROR_BODY_LIMIT // 1024} KiB and was read only in part: "
-                        f"{text[:_ERROR_PREVIEW_CHARS].strip()!r}",
-                        status=response.status_code,
-                        method=method,
-                        path=display_path,
-                    )
-                )
-            return self._scrubbed(err)
-        return EdgeImpulseAPIError(  # pragma: no cover -- decode_response always raises for non-2xx
-            f"Edge Impulse {method} {display_path} failed with HTTP {response.status_code}",
+        return error_of_body(
             status=response.status_code,
             method=method,
             path=display_path,
+            raw=raw,
+            encoding=response.encoding,
+            secrets=self._secrets(),
         )
 
     def _describe(self, exc: BaseException | None, base: str) -> str:

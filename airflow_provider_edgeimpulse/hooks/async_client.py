@@ -1,8 +1,9 @@
 """
 The asynchronous Edge Impulse client: the few REST calls that waits and triggers make, over aiohttp.
 
-Shares the sync hook's request policy (retries, error decoding, User-Agent) so both transports fail
-the same way. Safe to share between many concurrent waits of one (host, principal).
+Shares the sync hook's request policy (retries, error decoding, User-Agent), its redirect rule
+(``redirects.next_hop``), its bounds on what is read and its scrubbing of echoed secrets, so both transports
+fail the same way. Safe to share between many concurrent waits of one (host, principal).
 """
 
 from __future__ import annotations
@@ -19,11 +20,23 @@ from airflow_provider_edgeimpulse.hooks.job_log import stdout_lines
 from airflow_provider_edgeimpulse.hooks.masking import amask_secrets
 from airflow_provider_edgeimpulse.hooks.policy import (
     DEFAULT_RETRY_POLICY,
+    ERROR_BODY_LIMIT,
+    READ_CHUNK_BYTES,
     RETRYABLE_STATUSES,
     USER_AGENT,
     RetryPolicy,
-    decode_response,
+    declared_length,
+    decode_scrubbed,
+    error_of_body,
     parse_retry_after,
+    too_large,
+)
+from airflow_provider_edgeimpulse.hooks.redirects import (
+    REDIRECT_STATUSES,
+    next_hop,
+    refuse_login_redirect,
+    without_body_headers,
+    without_credentials,
 )
 
 log = logging.getLogger(__name__)
@@ -81,7 +94,7 @@ class AsyncEdgeImpulseClient:
             if self._jwt and not (force and self._jwt == stale):
                 return self._jwt
             body = {"username": self.credentials.username, "password": self.credentials.password}
-            data = await self._send("POST", "/api-login", json=body, headers={}, cookies={})
+            data = await self._send("POST", "/api-login", json=body, headers={}, cookies={}, follow_redirects=False)
             token = data.get("token")
             if not isinstance(token, str) or not token:
                 raise EdgeImpulseAPIError(
@@ -115,6 +128,7 @@ class AsyncEdgeImpulseClient:
         cookies: dict[str, str],
         params: dict[str, Any] | None = None,
         json: Any = None,
+        follow_redirects: bool = True,
     ) -> dict[str, Any]:
         url = f"{self.credentials.api_base}{path}"
         query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
@@ -123,14 +137,26 @@ class AsyncEdgeImpulseClient:
         for attempt in range(1, policy.max_attempts + 1):
             last = attempt == policy.max_attempts
             try:
-                async with self.session.request(
-                    method, url, params=query, json=json, headers=headers, cookies=cookies or None
-                ) as resp:
-                    text = await resp.text(errors="replace")
-                    if resp.status not in RETRYABLE_STATUSES or last:
-                        return decode_response(status=resp.status, method=method, path=path, text=text)
-                    delay = policy.delay(attempt, parse_retry_after(resp.headers.get("Retry-After")))
-                    reason = f"HTTP {resp.status}"
+                status, retry_after, raw, charset = await self._exchange(
+                    method,
+                    url,
+                    display_path=path,
+                    params=query,
+                    json=json,
+                    headers=headers,
+                    cookies=cookies,
+                    follow_redirects=follow_redirects,
+                )
+                if 200 <= status < 300:
+                    text = raw.decode(charset or "utf-8", errors="replace")
+                    return decode_scrubbed(status=status, method=method, path=path, text=text, secrets=self._secrets())
+                error = error_of_body(
+                    status=status, method=method, path=path, raw=raw, encoding=charset, secrets=self._secrets()
+                )
+                if status not in RETRYABLE_STATUSES or last:
+                    raise error
+                delay = policy.delay(attempt, parse_retry_after(retry_after))
+                reason = f"HTTP {status}"
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError) as err:
                 if last:
                     raise EdgeImpulseAPIError(
@@ -152,6 +178,73 @@ class AsyncEdgeImpulseClient:
             slept += delay
             await asyncio.sleep(delay)
         raise AssertionError("unreachable: the last attempt always returns or raises")
+
+    def _secrets(self) -> list[str]:
+        return [v for v in (*self.credentials.secrets(), self._jwt) if v]
+
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        display_path: str,
+        params: dict[str, str],
+        json: Any,
+        headers: dict[str, str],
+        cookies: dict[str, str],
+        follow_redirects: bool,
+    ) -> tuple[int, str | None, bytes, str | None]:
+        """
+        One request and its redirects (followed by ``next_hop``'s rule), read within bounds.
+
+        Returns the final status, its ``Retry-After``, the body (a 2xx one up to ``max_response_bytes``, else an
+        error body's first ``ERROR_BODY_LIMIT`` bytes) and its charset.
+        """
+        limits = self.credentials.limits
+        home = url
+        hops = 0
+        carry = True
+        while True:
+            async with self.session.request(
+                method,
+                url,
+                params=params,
+                json=json,
+                headers=headers,
+                cookies=cookies or None,
+                allow_redirects=False,
+            ) as resp:
+                location = resp.headers.get("Location")
+                if resp.status not in REDIRECT_STATUSES or location is None:
+                    ok = 200 <= resp.status < 300
+                    raw = await _read_bounded(
+                        resp,
+                        limits.max_response_bytes if ok else ERROR_BODY_LIMIT,
+                        method=method,
+                        path=display_path,
+                        strict=ok,
+                    )
+                    return resp.status, resp.headers.get("Retry-After"), raw, resp.charset
+                if not follow_redirects:
+                    raise refuse_login_redirect(resp.status, location, url)
+                hop = next_hop(
+                    method=method,
+                    url=str(resp.url),
+                    status=resp.status,
+                    location=location,
+                    home=home,
+                    credentials=carry,
+                    hops=hops,
+                    max_redirects=limits.max_redirects,
+                    display_path=display_path,
+                )
+            hops += 1
+            method, url, params = hop.method, hop.url, {}
+            if not hop.keep_body:
+                json, headers = None, without_body_headers(headers)
+            if not hop.keep_credentials:
+                carry = False
+                headers, cookies = without_credentials(headers), {}
 
     async def project_id(self) -> int:
         """The connection's project id, or the one project an API key belongs to."""
@@ -195,6 +288,29 @@ class AsyncEdgeImpulseClient:
 
     async def get_tuner_state(self, project_id: int, coordinator_job_id: int) -> dict[str, Any]:
         return await self.request("GET", f"/api/{project_id}/optimize/{coordinator_job_id}/state")
+
+
+async def _read_bounded(resp: aiohttp.ClientResponse, limit: int, *, method: str, path: str, strict: bool) -> bytes:
+    """
+    At most ``limit`` bytes of a body, read in pieces. ``strict``: more is an error (a result must be whole);
+    otherwise (an error body, of which only the start is shown) the rest is left unread.
+    """
+    declared = declared_length(resp.headers.get("Content-Length"))
+    if strict and declared is not None and declared > limit:
+        raise too_large(method=method, path=path, status=resp.status, limit=limit, seen=0, declared=declared)
+    body = bytearray()
+    async for chunk in resp.content.iter_chunked(READ_CHUNK_BYTES):
+        body += chunk
+        if len(body) >= limit:
+            break
+    if strict and len(body) >= limit and not resp.content.at_eof():
+        # Exactly ``limit`` bytes may be the whole body: only a byte more makes it too large.
+        extra = await resp.content.read(1)
+        if extra:
+            raise too_large(
+                method=method, path=path, status=resp.status, limit=limit, seen=len(body) + 1, declared=None
+            )
+    return bytes(body)
 
 
 def _query_value(value: Any) -> str:

@@ -8,18 +8,21 @@ triggerer path (``get_async_connection``) share one parser and one set of error 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import ipaddress
+import math
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_edgeimpulse.exceptions import EdgeImpulseConnectionError
-from airflow_provider_edgeimpulse.wire import DEFAULT_WIRE_LIMITS, WireLimits
+from airflow_provider_edgeimpulse.wire import DEFAULT_WIRE_LIMITS, MIB, WireLimits
 
 DEFAULT_STUDIO_URL = "https://studio.edgeimpulse.com"
 DEFAULT_INGESTION_URL = "https://ingestion.edgeimpulse.com"
 DEFAULT_TIMEOUT_S = 60.0
-_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
 
 
 class AuthType(str, Enum):
@@ -66,19 +69,39 @@ class EdgeImpulseCredentials:
         return [s for s in (self.api_key, self.password) if s]
 
 
-def normalize_base_url(value: str | None, default: str, *, port: int | None = None) -> str:
+def is_loopback(hostname: str) -> bool:
+    """``localhost``, ``127.0.0.0/8`` or ``::1``: traffic that never leaves the machine (a local emulator)."""
+    host = hostname.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def normalize_base_url(value: str | None, default: str, *, port: int | None = None, field_name: str = "host") -> str:
     """
     Accept ``https://host``, ``host``, ``host:port`` or ``http://127.0.0.1:4810/``; return ``scheme://host[:port]``.
 
-    A host without a scheme gets https, except loopback hosts (a local emulator), which get http.
+    A host without a scheme gets https, except loopback hosts (a local emulator), which get http. A host with
+    user info (``https://user:pass@studio.example``) is refused, naming ``field_name`` but never repeating the value:
+    the URL would carry the password into every log line, link, XCom and trigger that shows it.
     """
     raw = (value or "").strip()
     if not raw:
         return default
+    # Any "@" at all: a password with a "/" in it would otherwise split the URL before the "@" and show up in the
+    # "not a valid URL" message below.
+    if "@" in raw:
+        raise EdgeImpulseConnectionError(
+            f"{field_name} holds a user name or password before '@' (not shown); put the host alone there and the "
+            "credentials in the connection's login and password fields"
+        )
     if "://" not in raw:
         host_only = raw.split("/")[0]
         bare = host_only.rsplit(":", 1)[0] if host_only.count(":") == 1 else host_only
-        scheme = "http" if bare in _LOOPBACK_HOSTS else "https"
+        scheme = "http" if is_loopback(bare) else "https"
         raw = f"{scheme}://{raw}"
     try:
         parts = urlsplit(raw)
@@ -114,6 +137,57 @@ def parse_project_id(value: Any) -> int | None:
     return _parse_project_id(value)
 
 
+def _refuse_insecure_http(url: str, field_name: str, allowed: bool) -> None:
+    """An explicit ``http://`` host that is not loopback would carry the key in clear text: opt-in only."""
+    parts = urlsplit(url)
+    if parts.scheme == "http" and not allowed and not is_loopback(parts.hostname or ""):
+        raise EdgeImpulseConnectionError(
+            f"{field_name} {url!r} is plain http, which would send the API key or password unencrypted; use "
+            "https, or set the extra allow_insecure_http to true if this network is trusted"
+        )
+
+
+def _parse_flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value if value is not None else "").strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise EdgeImpulseConnectionError(f"{name} must be true or false, got {value!r}")
+
+
+def _parse_max_response(value: Any) -> WireLimits:
+    if value in (None, ""):
+        return DEFAULT_WIRE_LIMITS
+    try:
+        mib = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        mib = math.nan
+    if not (math.isfinite(mib) and mib > 0):
+        raise EdgeImpulseConnectionError(f"max_response_mib must be a positive number of MiB, got {value!r}")
+    return replace(DEFAULT_WIRE_LIMITS, max_response_bytes=max(1, int(mib * MIB)))
+
+
+def _check_secret_text(name: str, value: str | None, *, header: bool) -> None:
+    """
+    Refuse what cannot be sent as typed, naming the field and never the value.
+
+    A control character (often a line break pasted at the end) breaks an HTTP header and, in a password, is
+    almost surely not meant. A value sent as a header (the API key) must also be Latin-1, which is what HTTP
+    headers can carry; a username and password travel in a JSON body, where any other character is fine.
+    """
+    if not value:
+        return
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        where = "ends with a line break" if value[-1] in "\r\n" else "contains a control character"
+        raise EdgeImpulseConnectionError(f"{name} {where} (its value is not shown); remove it")
+    if header and not all(ord(c) <= 0xFF for c in value):
+        raise EdgeImpulseConnectionError(
+            f"{name} contains a character that cannot be sent in an HTTP header (outside Latin-1; its value is "
+            "not shown); an Edge Impulse API key is plain ASCII (ei_...)"
+        )
+
+
 def _parse_timeout(value: Any) -> float:
     if value in (None, ""):
         return DEFAULT_TIMEOUT_S
@@ -145,31 +219,41 @@ def credentials_from_fields(
             f"Connection {conn_id!r}: unknown auth_type {raw_auth!r} (expected one of: {allowed})"
         ) from None
     try:
-        studio_url = normalize_base_url(host, DEFAULT_STUDIO_URL, port=port)
-        ingestion_url = normalize_base_url(extra.get("ingestion_host"), DEFAULT_INGESTION_URL)
+        studio_url = normalize_base_url(host, DEFAULT_STUDIO_URL, port=port, field_name="host")
+        ingestion_url = normalize_base_url(
+            extra.get("ingestion_host"), DEFAULT_INGESTION_URL, field_name="ingestion_host"
+        )
+        insecure_ok = _parse_flag("allow_insecure_http", extra.get("allow_insecure_http"))
+        _refuse_insecure_http(studio_url, "host", insecure_ok)
+        _refuse_insecure_http(ingestion_url, "ingestion_host", insecure_ok)
         project_id = _parse_project_id(extra.get("project_id"))
         timeout = _parse_timeout(extra.get("timeout"))
+        limits = _parse_max_response(extra.get("max_response_mib"))
     except EdgeImpulseConnectionError as err:
         raise EdgeImpulseConnectionError(f"Connection {conn_id!r}: {err}") from None
 
-    secret = password or extra.get("api_key") or None
-    if auth_type is AuthType.API_KEY:
-        if not secret:
-            raise EdgeImpulseConnectionError(
-                f"Connection {conn_id!r}: no API key; put the project API key (ei_...) in the password field"
+    try:
+        if auth_type is AuthType.API_KEY:
+            key_field = "password (the API key)" if password else "extra api_key"
+            secret = password or extra.get("api_key") or None
+            if not secret:
+                raise EdgeImpulseConnectionError("no API key; put the project API key (ei_...) in the password field")
+            _check_secret_text(key_field, str(secret), header=True)
+            return EdgeImpulseCredentials(
+                studio_url=studio_url,
+                auth_type=auth_type,
+                api_key=str(secret),
+                project_id=project_id,
+                ingestion_url=ingestion_url,
+                timeout=timeout,
+                limits=limits,
             )
-        return EdgeImpulseCredentials(
-            studio_url=studio_url,
-            auth_type=auth_type,
-            api_key=str(secret),
-            project_id=project_id,
-            ingestion_url=ingestion_url,
-            timeout=timeout,
-        )
-    if not login or not password:
-        raise EdgeImpulseConnectionError(
-            f"Connection {conn_id!r}: auth_type {auth_type.value!r} needs a username (login) and a password"
-        )
+        if not login or not password:
+            raise EdgeImpulseConnectionError(f"auth_type {auth_type.value!r} needs a username (login) and a password")
+        _check_secret_text("login (the username)", login, header=False)
+        _check_secret_text("password", password, header=False)
+    except EdgeImpulseConnectionError as err:
+        raise EdgeImpulseConnectionError(f"Connection {conn_id!r}: {err}") from None
     return EdgeImpulseCredentials(
         studio_url=studio_url,
         auth_type=auth_type,
@@ -178,6 +262,7 @@ def credentials_from_fields(
         project_id=project_id,
         ingestion_url=ingestion_url,
         timeout=timeout,
+        limits=limits,
     )
 
 
