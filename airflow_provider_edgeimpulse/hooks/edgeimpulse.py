@@ -592,7 +592,10 @@ class EdgeImpulseHook(BaseHook):
                     "path": str(path),
                     "success": ok,
                     "sample_id": sample_id if isinstance(sample_id, int) and not isinstance(sample_id, bool) else None,
-                    "error": None if ok else str(answer.get("error") or "the service reported no result"),
+                    # A service may echo the request (our key) into a file's error; the XCom shows it.
+                    "error": None
+                    if ok
+                    else self.session.scrub(str(answer.get("error") or "the service reported no result")),
                 }
             )
         return results

@@ -51,7 +51,8 @@ class RetryPolicy:
         if retry_after is None:
             return backoff
         floor = min(self.retry_after_floor, self.retry_after_cap)
-        return clamp_seconds(retry_after, low=floor, high=self.retry_after_cap, default=backoff)
+        # NaN says nothing: back off as without the header, but not below the floor either.
+        return clamp_seconds(retry_after, low=floor, high=self.retry_after_cap, default=max(backoff, floor))
 
 
 DEFAULT_RETRY_POLICY = RetryPolicy()
