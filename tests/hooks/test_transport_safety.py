@@ -427,36 +427,48 @@ def test_async_retry_after_nan_neither_stalls_the_loop_nor_the_wait(servers) -> 
 
     home = servers(overloaded)
     creds = credentials(home.url)
+    ticks_wanted = 30
 
     async def scenario() -> tuple[int, Any]:
+        loop = asyncio.get_running_loop()
+        # What a triggerer holds besides: other triggers' deadlines, hours away. A NaN timer among them breaks
+        # the order of the loop's timer heap, and the loop then sleeps towards one of these.
+        far = [loop.call_later(3600 + i, lambda: None) for i in range(3)]
         ticks = 0
-        stop = asyncio.Event()
 
         async def ticker() -> None:
             nonlocal ticks
-            while not stop.is_set():
+            for _ in range(ticks_wanted):
                 await asyncio.sleep(0.01)
                 ticks += 1
 
-        ticking = asyncio.create_task(ticker())
-        try:
+        async def overloaded_reads() -> None:
             async with AsyncEdgeImpulseClient(creds, retry_policy=QUICK) as client:
-                with pytest.raises(EdgeImpulseAPIError, match="HTTP 503"):
-                    await client.get_job_status(1, 5)
-            outcome: Any
+                for _ in range(5):
+                    with pytest.raises(EdgeImpulseAPIError, match="HTTP 503"):
+                        await client.get_job_status(1, 5)
+
+        async def wait() -> Any:
             try:
-                outcome = await wait_for_job(creds, 1, 5, deadline=time.time() + 2)
+                return await wait_for_job(creds, 1, 5, deadline=time.time() + 2)
             except EdgeImpulseAPIError as err:
-                outcome = err
+                return err
+
+        try:
+            async with asyncio.timeout(BOUND_S / 2):
+                _, _, outcome = await asyncio.gather(ticker(), overloaded_reads(), wait())
+        except TimeoutError:
+            outcome = None
         finally:
-            stop.set()
-            await ticking
+            for handle in far:
+                handle.cancel()
         return ticks, outcome
 
     ticks, outcome = run_in_own_loop(scenario, BOUND_S)
-    assert ticks >= 3, "another coroutine on the loop barely ran"
+    assert ticks == ticks_wanted, f"another coroutine on the loop ticked {ticks} of {ticks_wanted} times"
+    assert outcome is not None, "the wait did not end by its deadline"
     assert isinstance(outcome, EdgeImpulseAPIError) or outcome.status == "timeout", outcome
-    assert len(home.seen) >= 3
+    assert len(home.seen) >= 15
 
 
 # -- bounded answers ---------------------------------------------------------------------------------------------
