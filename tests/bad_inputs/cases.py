@@ -312,6 +312,94 @@ def _(env: Env) -> Call:
     return execute(EdgeImpulseRetrainOperator(task_id="t", edgeimpulse_conn_id="ei_jwt"))
 
 
+@case("conn-host-userinfo", EdgeImpulseConnectionError, "host holds a user name or password", remote=LOCAL)
+def _(env: Env) -> Call:
+    in_url = "pw-In-The-Url-3x"
+    env.extra_secrets.append(in_url)
+    env.set_connection(host=f"https://ops:{in_url}@studio.example")
+    return execute(EdgeImpulseRetrainOperator(task_id="t"))
+
+
+@case("conn-ingestion-host-userinfo", EdgeImpulseConnectionError, "ingestion_host holds a user name", remote=LOCAL)
+def _(env: Env) -> Call:
+    in_url = "pw-In-The-Url-4y"
+    env.extra_secrets.append(in_url)
+    env.set_connection(extra__ingestion_host=f"https://ops:{in_url}@ingest.example")
+    path = env.sample_file()
+    return execute(EdgeImpulseUploadSamplesOperator(task_id="t", paths=[str(path)]))
+
+
+@case(
+    "conn-host-plain-http",
+    EdgeImpulseConnectionError,
+    "host 'http://studio.example' is plain http",
+    "allow_insecure_http",
+    remote=LOCAL,
+)
+def _(env: Env) -> Call:
+    env.set_connection(host="http://studio.example")
+    return execute(EdgeImpulseRetrainOperator(task_id="t"))
+
+
+@case(
+    "conn-ingestion-host-plain-http",
+    EdgeImpulseConnectionError,
+    "ingestion_host 'http://ingest.example' is plain http",
+    "allow_insecure_http",
+    remote=LOCAL,
+)
+def _(env: Env) -> Call:
+    env.set_connection(extra__ingestion_host="http://ingest.example")
+    path = env.sample_file()
+    return execute(EdgeImpulseUploadSamplesOperator(task_id="t", paths=[str(path)]))
+
+
+@case("conn-allow-insecure-http-text", EdgeImpulseConnectionError, "allow_insecure_http", "'maybe'", remote=LOCAL)
+def _(env: Env) -> Call:
+    env.set_connection(extra__allow_insecure_http="maybe")
+    return lambda: env.hook().get_impulse()
+
+
+@case("conn-max-response-mib-text", EdgeImpulseConnectionError, "max_response_mib", "'lots'", remote=LOCAL)
+def _(env: Env) -> Call:
+    env.set_connection(extra__max_response_mib="lots")
+    return lambda: env.hook().get_impulse()
+
+
+@case("conn-api-key-trailing-newline", EdgeImpulseConnectionError, "password (the API key)", "line break", remote=LOCAL)
+def _(env: Env) -> Call:
+    env.set_connection(password=env.em.api_key + "\n")
+    return execute(EdgeImpulseRetrainOperator(task_id="t"))
+
+
+@case("conn-api-key-control-char", EdgeImpulseConnectionError, "extra api_key", "control character", remote=LOCAL)
+def _(env: Env) -> Call:
+    env.set_connection(password=None, extra__api_key=env.em.api_key[:6] + "\x01" + env.em.api_key[6:])
+    return lambda: env.hook().get_impulse()
+
+
+@case("conn-api-key-not-latin1", EdgeImpulseConnectionError, "password (the API key)", "Latin-1", remote=LOCAL)
+def _(env: Env) -> Call:
+    key = "ei_\u043a\u043b\u044e\u0447_0a1b2c3d"
+    env.extra_secrets.append(key)
+    env.set_connection(password=key)
+    return execute(EdgeImpulseRetrainOperator(task_id="t"))
+
+
+@case(
+    "conn-username-control-char", EdgeImpulseConnectionError, "login (the username)", "control character", remote=LOCAL
+)
+def _(env: Env) -> Call:
+    env.set_connection("ei_jwt", auth_type="jwt", login="ops\x00@example.com")
+    return lambda: env.hook(edgeimpulse_conn_id="ei_jwt").get_impulse()
+
+
+@case("conn-password-trailing-newline", EdgeImpulseConnectionError, "password ends with a line break", remote=LOCAL)
+def _(env: Env) -> Call:
+    env.set_connection("ei_jwt", auth_type="jwt", password=env.em.password + "\r\n")
+    return execute(EdgeImpulseRetrainOperator(task_id="t", edgeimpulse_conn_id="ei_jwt"))
+
+
 # -- the hook ---------------------------------------------------------------------------------------------------
 
 
@@ -418,6 +506,26 @@ def _(env: Env) -> Call:
 @case("hook-json-not-an-object", EdgeImpulseAPIError, "JSON that is not an object", "(list)", "[1, 2, 3]", remote=ANY)
 def _(env: Env) -> Call:
     env.em.fault(status=200, body="[1, 2, 3]", path="/impulse")
+    return lambda: env.hook().get_impulse()
+
+
+@case("hook-deeply-nested-json", EdgeImpulseAPIError, "HTTP 200", "JSON nested too deeply", remote=ANY)
+def _(env: Env) -> Call:
+    env.em.fault(status=200, body="[" * 100_000 + "]" * 100_000, content_type="application/json", path="/impulse")
+    return lambda: env.hook().get_impulse()
+
+
+@case(
+    "hook-answer-over-limit",
+    EdgeImpulseAPIError,
+    "too large",
+    "limit of 1048 bytes",
+    "max_response_mib",
+    remote=ANY,
+)
+def _(env: Env) -> Call:
+    env.set_connection(extra__max_response_mib="0.001")
+    env.em.fault(status=200, body=json.dumps({"success": True, "impulse": {"pad": "p" * 5000}}), path="/impulse")
     return lambda: env.hook().get_impulse()
 
 
@@ -904,6 +1012,16 @@ def _(env: Env) -> Call:
 def _(env: Env) -> Call:
     job_id = env.running_job()
     env.em.fault(status=200, body='{"success": tr', path=f"/jobs/{job_id}/status")
+    trigger = EdgeImpulseJobTrigger(job_id=job_id, project_id=env.em.project_id, poll_interval=1)
+    return lambda: payload(fire(trigger))
+
+
+@case("trigger-job-deeply-nested-json", None, "JSON nested too deeply", remote=ANY, event="error")
+def _(env: Env) -> Call:
+    job_id = env.running_job()
+    env.em.fault(
+        status=200, body="[" * 100_000 + "]" * 100_000, content_type="application/json", path=f"/jobs/{job_id}/status"
+    )
     trigger = EdgeImpulseJobTrigger(job_id=job_id, project_id=env.em.project_id, poll_interval=1)
     return lambda: payload(fire(trigger))
 
