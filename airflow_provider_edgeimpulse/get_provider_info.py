@@ -63,6 +63,18 @@ CONN_FIELDS: dict[str, Any] = {
         "description": "How long to wait for each answer from Edge Impulse. Default: 60.",
         "schema": {"type": ["number", "null"], "minimum": 1, "default": 60},
     },
+    "allow_insecure_http": {
+        "label": "Allow plain http",
+        "description": "Accept an http:// Studio or ingestion URL that is not this machine (localhost, 127.0.0.0/8, "
+        "::1 always are). The API key or password then travels unencrypted: only on a trusted network.",
+        "schema": {"type": ["boolean", "null"], "default": False},
+    },
+    "max_response_mib": {
+        "label": "Largest answer (MiB)",
+        "description": "A REST answer larger than this is refused rather than read into memory (downloads are not "
+        "limited by it). Default: 64.",
+        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0, "default": 64},
+    },
 }
 
 

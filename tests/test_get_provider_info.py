@@ -46,7 +46,16 @@ def test_conn_fields_content() -> None:
     conn_type = get_provider_info()["connection-types"][0]
     assert conn_type["connection-type"] == "edgeimpulse"
     fields = conn_type["conn-fields"]
-    assert set(fields) == {"project_id", "auth_type", "api_key", "ingestion_host", "timeout"}
+    assert set(fields) == {
+        "project_id",
+        "auth_type",
+        "api_key",
+        "ingestion_host",
+        "timeout",
+        "allow_insecure_http",
+        "max_response_mib",
+    }
+    assert fields["allow_insecure_http"]["schema"]["default"] is False
     assert fields["auth_type"]["schema"]["enum"] == ["api_key", "jwt", "jwt_cookie"]
     assert fields["api_key"]["schema"]["format"] == "password"
     assert {"schema", "port", "extra"} <= set(conn_type["ui-field-behaviour"]["hidden-fields"])
@@ -104,7 +113,17 @@ print(json.dumps({
     assert found["testable"] is True
     assert found["widgets"] == [
         f"extra__edgeimpulse__{name}"
-        for name in sorted(["api_key", "auth_type", "ingestion_host", "project_id", "timeout"])
+        for name in sorted(
+            [
+                "allow_insecure_http",
+                "api_key",
+                "auth_type",
+                "ingestion_host",
+                "max_response_mib",
+                "project_id",
+                "timeout",
+            ]
+        )
     ]
     assert found["sensitive"] == ["extra__edgeimpulse__api_key"]
     assert found["behaviour"]["relabeling"]["host"] == "Studio URL"

@@ -735,7 +735,7 @@ class EdgeImpulseHook(BaseHook):
         """Extra fields of the connection form on Airflow < 3.2 (3.2+ reads ``conn-fields`` instead)."""
         from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
         from flask_babel import lazy_gettext
-        from wtforms import PasswordField, StringField
+        from wtforms import BooleanField, PasswordField, StringField
         from wtforms.validators import Optional
 
         return {
@@ -757,6 +757,12 @@ class EdgeImpulseHook(BaseHook):
             "timeout": StringField(
                 lazy_gettext("Request timeout (seconds)"), widget=BS3TextFieldWidget(), validators=[Optional()]
             ),
+            "allow_insecure_http": BooleanField(
+                lazy_gettext("Allow plain http to a host that is not this machine (unencrypted key)"), default=False
+            ),
+            "max_response_mib": StringField(
+                lazy_gettext("Largest answer (MiB)"), widget=BS3TextFieldWidget(), validators=[Optional()]
+            ),
         }
 
     @classmethod
@@ -773,6 +779,7 @@ class EdgeImpulseHook(BaseHook):
                 "auth_type": "api_key",
                 "ingestion_host": "https://ingestion.edgeimpulse.com",
                 "timeout": "60",
+                "max_response_mib": "64",
             },
         }
 

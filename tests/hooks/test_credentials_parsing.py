@@ -12,7 +12,9 @@ from airflow_provider_edgeimpulse.hooks.credentials import (
     DEFAULT_INGESTION_URL,
     DEFAULT_STUDIO_URL,
     AuthType,
+    EdgeImpulseCredentials,
     credentials_from_connection,
+    credentials_from_fields,
 )
 from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
 
@@ -111,3 +113,51 @@ def test_bad_timeout() -> None:
         EdgeImpulseHook(timeout=0)
     with pytest.raises(EdgeImpulseConnectionError, match="timeout must be a positive number"):
         EdgeImpulseHook(timeout="soon")  # type: ignore[arg-type]
+
+
+def _fields(host: str | None, **extra: object) -> EdgeImpulseCredentials:
+    return credentials_from_fields(host=host, login=None, password="ei_key", extra=dict(extra), conn_id="ei")
+
+
+@pytest.mark.parametrize(
+    "host", ["http://localhost:4810", "http://127.0.0.5:4810", "http://[::1]:4810", "127.0.0.2:4810", "LOCALHOST"]
+)
+def test_plain_http_to_this_machine_needs_no_opt_in(host: str) -> None:
+    assert _fields(host, ingestion_host=host).studio_url.startswith("http://")
+
+
+@pytest.mark.parametrize("field", ["host", "ingestion_host"])
+def test_plain_http_elsewhere_needs_the_opt_in(field: str) -> None:
+    url = "http://studio.internal:8080"
+    settings = {"host": url} if field == "host" else {"host": None, "ingestion_host": url}
+    host = settings.pop("host")
+    with pytest.raises(EdgeImpulseConnectionError, match=f"{field} 'http://studio.internal:8080' is plain http"):
+        _fields(host, **settings)
+    for opt_in in (True, "true", "1"):
+        creds = _fields(host, allow_insecure_http=opt_in, **settings)
+        assert url in (creds.studio_url, creds.ingestion_url)
+    with pytest.raises(EdgeImpulseConnectionError, match="plain http"):
+        _fields(host, allow_insecure_http="false", **settings)
+
+
+@pytest.mark.parametrize("field", ["host", "ingestion_host"])
+@pytest.mark.parametrize(
+    "url",
+    ["https://ops:pw-URL-9z@studio.example", "ops:pw-URL-9z@studio.example", "https://ops:pw/URL-9z@studio.example"],
+)
+def test_credentials_in_a_host_url_are_refused_without_showing_them(field: str, url: str) -> None:
+    host, extra = (url, {}) if field == "host" else (None, {"ingestion_host": url})
+    with pytest.raises(EdgeImpulseConnectionError) as info:
+        _fields(host, **extra)
+    message = str(info.value)
+    assert f"{field} holds a user name or password" in message
+    assert "pw" not in message.replace("password", "") and "URL-9z" not in message and "ops" not in message
+
+
+def test_max_response_mib_sets_the_response_limit() -> None:
+    assert _fields(None).limits.max_response_bytes == 64 * 1024 * 1024
+    assert _fields(None, max_response_mib="0.5").limits.max_response_bytes == 512 * 1024
+    assert _fields(None, max_response_mib=256).limits.max_response_bytes == 256 * 1024 * 1024
+    for bad in ("0", "-1", "nan", "inf", True, "lots"):
+        with pytest.raises(EdgeImpulseConnectionError, match="max_response_mib must be a positive number"):
+            _fields(None, max_response_mib=bad)
