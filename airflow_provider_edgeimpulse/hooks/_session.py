@@ -10,6 +10,7 @@ that no secret can ride along in it.
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import threading
 import time
@@ -143,6 +144,9 @@ class EdgeImpulseSession:
         self._login_lock = threading.Lock()
         self.http = requests.Session()
         self.http.headers["User-Agent"] = USER_AGENT
+        # Keep no cookie a server sets: a Studio that sets its ``jwt`` cookie at login would otherwise have the
+        # jar send it to any port of the same host, past the redirect rule. Our own cookie is passed per request.
+        self.http.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
     def __repr__(self) -> str:
         creds = self.credentials

@@ -70,7 +70,11 @@ class AsyncEdgeImpulseClient:
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             timeout = aiohttp.ClientTimeout(total=self.credentials.timeout)
-            self._session = aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": USER_AGENT})
+            # No cookie jar: a cookie a server sets (a ``jwt`` at login) would otherwise travel past the redirect
+            # rule; our own cookie is passed per request.
+            self._session = aiohttp.ClientSession(
+                timeout=timeout, headers={"User-Agent": USER_AGENT}, cookie_jar=aiohttp.DummyCookieJar()
+            )
             self._owns_session = True
         return self._session
 

@@ -77,11 +77,13 @@ def credentials_in(seen: Seen) -> list[str]:
 
 
 def studio(route: Handler) -> Handler:
-    """A Studio that logs principals in and answers everything else with ``route``."""
+    """A Studio that logs principals in (setting the token as a cookie too) and answers the rest with ``route``."""
 
     async def handle(request: web.Request, body: bytes) -> web.StreamResponse:
         if request.path == "/v1/api-login":
-            return json_response({"success": True, "token": JWT})
+            response = json_response({"success": True, "token": JWT})
+            response.set_cookie("jwt", JWT, path="/")
+            return response
         return await route(request, body)
 
     return handle
@@ -546,3 +548,33 @@ def test_loopback_server_helper_records_requests() -> None:
 
         assert requests.post(f"{server.url}/x?y=1", data=b"abc", timeout=5).json() == {"ok": True}
     assert [(s.method, s.path, s.query, s.body) for s in server.seen] == [("POST", "/x", "y=1", b"abc")]
+
+
+@pytest.mark.parametrize("status", [307, 308])
+def test_an_upload_redirected_away_from_the_ingestion_service_goes_without_the_key(
+    servers, monkeypatch, tmp_path: Path, status: int
+) -> None:
+    async def other(request: web.Request, body: bytes) -> web.Response:
+        return json_response({"success": True, "files": [{"success": True, "sampleId": 77}]})
+
+    elsewhere = servers(other)
+
+    async def ingestion(request: web.Request, body: bytes) -> web.Response:
+        return redirect(status, f"{elsewhere.url}/api/training/files")
+
+    service = servers(ingestion)
+    monkeypatch.setenv("AIRFLOW_CONN_EI_T", json.dumps(connection(service.url, ingestion_host=service.url)))
+    sample = tmp_path / "idle.01.json"
+    sample.write_text('{"payload": {"values": [[1]]}}')
+    hook = EdgeImpulseHook(edgeimpulse_conn_id="ei_t", retry_policy=QUICK)
+    try:
+        result = hook.upload_files([sample], label="idle")
+    finally:
+        hook.close()
+
+    assert result["succeeded"] == 1 and result["files"][0]["sample_id"] == 77
+    assert service.seen[0].headers["x-api-key"] == API_KEY
+    [moved] = elsewhere.seen
+    assert moved.method == "POST" and b'filename="idle.01.json"' in moved.body  # the same body, replayed
+    assert moved.headers["x-label"] == "idle"
+    assert credentials_in(moved) == []
