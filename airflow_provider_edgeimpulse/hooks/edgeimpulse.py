@@ -8,19 +8,16 @@ with Airflow's masker, and all requests go through one ``requests.Session`` (``h
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import tempfile
+import time
 from collections.abc import Callable, Iterable, Sequence
-from email.message import Message
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import quote
 
-import requests
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_edgeimpulse.exceptions import EdgeImpulseAPIError, EdgeImpulseConnectionError
@@ -31,6 +28,12 @@ from airflow_provider_edgeimpulse.hooks.credentials import (
     EdgeImpulseCredentials,
     credentials_from_connection,
     parse_project_id,
+)
+from airflow_provider_edgeimpulse.hooks.download import (
+    DEFAULT_DOWNLOAD_TIMEOUT_S,
+    DownloadResult,
+    download_timeout_seconds,
+    save_download,
 )
 from airflow_provider_edgeimpulse.hooks.job_log import stdout_lines
 from airflow_provider_edgeimpulse.hooks.masking import mask_secrets
@@ -44,7 +47,6 @@ if TYPE_CHECKING:
 UPLOAD_CATEGORIES = ("training", "testing", "anomaly", "split")
 UPLOAD_BATCH_SIZE = 1000  # files per ingestion request (the service's limit)
 UPLOAD_MAX_FILE_BYTES = 100 * 1024 * 1024  # per file (the service's limit)
-DOWNLOAD_CHUNK_BYTES = 1024 * 1024
 # test_connection answers a person waiting in the UI: two quick tries, not the task-time budget.
 _TEST_CONNECTION_POLICY = RetryPolicy(max_attempts=2, base_delay=0.5, max_delay=1.0, max_total_sleep=2.0)
 _JOB_PATH = re.compile(r"^jobs/[A-Za-z0-9._~-]+(?:/[A-Za-z0-9._~-]+)*$")
@@ -53,13 +55,6 @@ _JOB_PATH = re.compile(r"^jobs/[A-Za-z0-9._~-]+(?:/[A-Za-z0-9._~-]+)*$")
 class BuildStarted(TypedDict):
     job_id: int
     deployment_version: int | None
-
-
-class DownloadResult(TypedDict):
-    path: str
-    size: int
-    sha256: str
-    filename: str | None
 
 
 class BatchEditResult(TypedDict):
@@ -614,14 +609,19 @@ class EdgeImpulseHook(BaseHook):
         model_type: str | None = None,
         deployment_version: int | None = None,
         impulse_id: int | None = None,
+        download_timeout: float = DEFAULT_DOWNLOAD_TIMEOUT_S,
     ) -> DownloadResult:
         """
         Stream a built deployment to ``dest_path`` (a file, or an existing directory to use the server's name).
 
         Memory stays flat whatever the size: the body is written in 1 MiB chunks to a temporary file beside
-        the destination, hashed on the way, and renamed into place only when complete. A failed download
-        leaves nothing behind.
+        the destination, hashed on the way, checked (``hooks/download.py``: a zip must open, a page or a JSON
+        answer is refused, a short body is an error) and put in place only then; a failed download leaves
+        nothing behind. ``download_timeout`` bounds the whole download, in seconds. Into a directory, the
+        server's file name never replaces another file (see ``save_download``).
         """
+        limit = download_timeout_seconds(download_timeout)
+        started = time.monotonic()
         # Checked before the request: a missing directory would otherwise only show after the whole download.
         target = Path(dest_path)
         if not target.is_dir() and not target.parent.is_dir():
@@ -637,40 +637,18 @@ class EdgeImpulseHook(BaseHook):
             "GET", f"{self.credentials.api_base}{path}", display_path=path, params=params, stream=True
         )
         with response:
-            filename = _content_disposition_filename(response.headers.get("Content-Disposition"))
-            dest = Path(dest_path)
-            if dest.is_dir():
-                dest = dest / (filename or f"{self.project_id}-{format}-{engine}.zip")
-            expected = response.headers.get("Content-Length")
-            digest = hashlib.sha256()
-            size = 0
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    for chunk in response.iter_content(chunk_size=DOWNLOAD_CHUNK_BYTES):
-                        out.write(chunk)
-                        digest.update(chunk)
-                        size += len(chunk)
-                if expected is not None and expected.isdigit() and int(expected) != size:
-                    raise EdgeImpulseAPIError(
-                        f"Edge Impulse GET {path}: download ended after {size} of {expected} bytes",
-                        method="GET",
-                        path=path,
-                    )
-                os.replace(tmp_name, dest)
-            except requests.RequestException as exc:
-                Path(tmp_name).unlink(missing_ok=True)
-                raise EdgeImpulseAPIError(
-                    f"Edge Impulse GET {path}: download broke off after {size} bytes "
-                    f"({self.session.scrub(type(exc).__name__)})",
-                    method="GET",
-                    path=path,
-                ) from None
-            except BaseException:
-                Path(tmp_name).unlink(missing_ok=True)
-                raise
-        self.log.info("Downloaded %s (%d bytes, sha256 %s)", dest, size, digest.hexdigest())
-        return {"path": str(dest), "size": size, "sha256": digest.hexdigest(), "filename": filename}
+            result = save_download(
+                response,
+                target,
+                default_name=f"{self.project_id}-{format}-{engine}",
+                deadline=started + limit,
+                timeout_s=limit,
+                path=path,
+                scrub=self.session.scrub,
+                log=self.log,
+            )
+        self.log.info("Downloaded %s (%d bytes, sha256 %s)", result["path"], result["size"], result["sha256"])
+        return result
 
     def get_deployment_evaluation(self, impulse_id: int | None = None) -> dict[str, Any]:
         """Results of ``start_evaluate``: metrics per model variant."""
@@ -798,17 +776,3 @@ def _parse_timeout_arg(value: Any) -> float | None:
 
 def _failed(path: Path, error: str) -> UploadedFile:
     return {"path": str(path), "success": False, "sample_id": None, "error": error}
-
-
-def _content_disposition_filename(value: str | None) -> str | None:
-    """The file name of a ``Content-Disposition`` header (RFC 6266, ``filename*`` too), reduced to a base name."""
-    if not value:
-        return None
-    message = Message()
-    message["Content-Disposition"] = value
-    name = message.get_filename()
-    if not name:
-        return None
-    # Never let a server-chosen name climb out of the destination directory.
-    name = Path(name.replace("\\", "/")).name.strip()
-    return name if name not in ("", ".", "..") else None

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_edgeimpulse.hooks.download import DEFAULT_DOWNLOAD_TIMEOUT_S, download_timeout_seconds
 from airflow_provider_edgeimpulse.operators import _params
 from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator
 
@@ -27,6 +28,7 @@ class BuildSpec:
     impulse_id: int | None
     output_path: Path
     into_directory: bool
+    download_timeout: float
 
 
 class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
@@ -35,18 +37,23 @@ class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
 
     ``deployment_format``, ``engine`` and ``model_type`` are checked against the project's deployment targets
     (``GET deployment/targets``) before the build starts. The download is streamed to disk (memory stays
-    flat whatever the size) and lands atomically. The task resumes on a worker after the job to download
+    flat whatever the size), checked (a zip must open; a sign-in page or an error answer is refused) and lands
+    atomically. The task resumes on a worker after the job to download
     (``completes_in_trigger`` is off).
 
     :param deployment_format: a ``format`` of ``deployment/targets``, e.g. ``zip`` (C++ library), ``arduino``,
         ``wasm``. Templated.
-    :param output_path: where to write the artefact: a file path, or a directory (existing, or ending in
-        ``/``) to keep the file name Studio gives it. Missing parent directories are created. Templated.
+    :param output_path: where to write the artefact: a file path (replaced if it exists), or a directory
+        (existing, or ending in ``/``) to keep the file name Studio gives it; that name never replaces another
+        file (an identical one is kept, otherwise ``<name>-1.zip``, ``-2``... is used). Missing parent
+        directories are created. Templated.
     :param engine: the inference engine, e.g. ``tflite-eon``; the target's preferred engine when omitted.
         Templated.
     :param model_type: ``int8``, ``float32`` or ``akida``; Studio's default for the target when omitted.
         Templated.
     :param impulse_id: the impulse to build; the project's default impulse when omitted. Templated.
+    :param download_timeout: seconds the whole download may take once the build is done (default an hour),
+        however the server paces it. Templated.
 
     Common parameters: see :class:`EdgeImpulseRunJobOperator`.
 
@@ -62,6 +69,7 @@ class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
         "engine",
         "model_type",
         "impulse_id",
+        "download_timeout",
     )
     completes_in_trigger = False
 
@@ -73,6 +81,7 @@ class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
         engine: str | None = None,
         model_type: str | None = None,
         impulse_id: int | str | None = None,
+        download_timeout: float | str = DEFAULT_DOWNLOAD_TIMEOUT_S,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -81,6 +90,9 @@ class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
         self.engine = engine
         self.model_type = model_type
         self.impulse_id = impulse_id
+        self.download_timeout = download_timeout
+        if not isinstance(download_timeout, str):  # a template is checked once rendered
+            download_timeout_seconds(download_timeout)
 
     def build_spec(self, hook: EdgeImpulseHook) -> BuildSpec:
         """The checked build: arguments first (no request), then the project's deployment targets."""
@@ -88,6 +100,7 @@ class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
         engine = _params.optional_str("engine", self.engine)
         model_type = _params.optional_str("model_type", self.model_type, choices=MODEL_TYPES)
         impulse_id = _params.optional_int("impulse_id", self.impulse_id, minimum=1)
+        download_timeout = download_timeout_seconds(self.download_timeout)
         raw_path = os.fspath(self.output_path) if isinstance(self.output_path, os.PathLike) else self.output_path
         output = _params.required_str("output_path", raw_path)
         path = Path(output).expanduser()
@@ -115,7 +128,7 @@ class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
                     f"model_type {model_type!r} is not supported for deployment_format {fmt!r}; "
                     f"allowed: {allowed_types}"
                 )
-        return BuildSpec(fmt, str(engine), model_type, impulse_id, path, into_directory)
+        return BuildSpec(fmt, str(engine), model_type, impulse_id, path, into_directory, download_timeout)
 
     def job_request(self, hook: EdgeImpulseHook, context: Context) -> tuple[str, dict[str, Any] | None, Any]:
         spec = self.build_spec(hook)
@@ -149,6 +162,7 @@ class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
             model_type=spec.model_type,
             deployment_version=version,
             impulse_id=spec.impulse_id,
+            download_timeout=spec.download_timeout,
         )
         return {
             "path": download["path"],

@@ -13,7 +13,7 @@ import pytest
 
 from airflow_provider_edgeimpulse.exceptions import EdgeImpulseAPIError
 from airflow_provider_edgeimpulse.hooks._multipart import MultipartFiles
-from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook, _content_disposition_filename
+from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
 from airflow_provider_edgeimpulse.hooks.policy import RetryPolicy
 
 TINY_POLICY = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.02, max_total_sleep=1.0)
@@ -143,21 +143,6 @@ def test_multipart_body_refuses_a_file_that_shrank(tmp_path: Path) -> None:
     path.write_bytes(b"x" * 10)
     with pytest.raises(ValueError, match="changed size"):
         b"".join(body)
-
-
-@pytest.mark.parametrize(
-    ("header", "expected"),
-    [
-        ('attachment; filename="model.zip"', "model.zip"),
-        ("attachment; filename*=UTF-8''d%C3%A9j%C3%A0.zip", "déjà.zip"),
-        ('attachment; filename="../../etc/passwd"', "passwd"),
-        ('attachment; filename="..\\\\evil.zip"', "evil.zip"),
-        ("attachment", None),
-        (None, None),
-    ],
-)
-def test_content_disposition_filename(header: str | None, expected: str | None) -> None:
-    assert _content_disposition_filename(header) == expected
 
 
 def test_legacy_ui_field_behaviour_matches_provider_info() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_edgeimpulse.exceptions import EdgeImpulseAPIError
 from airflow_provider_edgeimpulse.operators.deployment import EdgeImpulseBuildDeploymentOperator
 from airflow_provider_edgeimpulse.operators.job import EdgeImpulseJobFailed
 from tests.operators.fakes import DictStateStore, make_context
@@ -97,12 +98,30 @@ def test_a_retry_after_a_finished_build_downloads_without_building_again(em, tmp
         ({"deployment_format": "zip", "model_type": "int4"}, "model_type must be one of"),
         ({"deployment_format": ""}, "deployment_format must be a non-empty string"),
         ({"deployment_format": "zip", "impulse_id": "x"}, "impulse_id must be an integer"),
+        ({"deployment_format": "zip", "download_timeout": "soon"}, "download_timeout must be a positive"),
     ],
 )
 def test_bad_arguments_fail_before_any_build(em, tmp_path, kwargs, named):
     with pytest.raises(ValueError, match=named):
         EdgeImpulseBuildDeploymentOperator(task_id="build", output_path=str(tmp_path), **kwargs).execute(make_context())
     assert job_starts(em) == 0
+
+
+def test_a_download_timeout_that_is_no_duration_fails_when_the_task_is_built(tmp_path):
+    with pytest.raises(ValueError, match="download_timeout must be a positive, finite number of seconds, got 0"):
+        EdgeImpulseBuildDeploymentOperator(
+            task_id="build", deployment_format="zip", output_path=str(tmp_path), download_timeout=0
+        )
+
+
+def test_a_sign_in_page_instead_of_the_artefact_fails_the_task_and_writes_nothing(em, tmp_path):
+    em.fault(status=200, body="<html><title>Sign in</title></html>", path="/download")
+    op = EdgeImpulseBuildDeploymentOperator(
+        task_id="build", deployment_format="zip", output_path=str(tmp_path), download_timeout="120"
+    )
+    with pytest.raises(EdgeImpulseAPIError, match="HTML page"):
+        op.execute(make_context())
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_an_unknown_format_lists_the_allowed_ones(em, tmp_path):

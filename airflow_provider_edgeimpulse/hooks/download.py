@@ -1,0 +1,415 @@
+"""
+Saving a downloaded artefact: streamed to a temporary file, checked for what it claims to be, then put in place.
+
+An HTTP 200 is not yet an artefact. A proxy's sign-in page, a ``{"success": false}`` answer, a body cut short by a
+dropped connection and a server that stalls half-way all arrive as 200s; ``save_download`` turns each into an
+``EdgeImpulseAPIError`` that says which, and the file appears at its destination only when it is complete and
+checked. Memory stays flat: the body is written in chunks, and only its first bytes are kept to tell what it is.
+
+What "complete" can mean depends on the answer. A zip (by its content type, its file name or its first bytes) must
+open as a zip: its central directory sits at the very end, so a zip cut short anywhere does not open. Any other
+artefact is as complete as HTTP can tell: its ``Content-Length`` (compared with the bytes on the wire, so a
+gzip-encoded answer is measured as sent) or its chunked framing; a body without either ends when the connection
+does, and a cut there cannot be told from the end (a warning says so).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import socket
+import stat
+import tempfile
+import threading
+import time
+import unicodedata
+import zipfile
+from collections.abc import Callable
+from email.message import Message
+from pathlib import Path
+from typing import Any, TypedDict
+
+import requests
+
+from airflow_provider_edgeimpulse.exceptions import EdgeImpulseAPIError
+from airflow_provider_edgeimpulse.hooks.policy import decode_response
+
+DOWNLOAD_CHUNK_BYTES = 1024 * 1024
+# A deadline for the whole download, not per read: a server that sends a byte now and then never trips a read
+# timeout. An hour moves gigabytes on any link a build is fetched over.
+DEFAULT_DOWNLOAD_TIMEOUT_S = 3600.0
+# A server-chosen file name longer than this (in UTF-8 bytes) is not used; file systems stop at 255.
+MAX_FILENAME_BYTES = 200
+# A server-chosen name never replaces another file: the next free "<stem>-<n><ext>" is taken, up to this many.
+MAX_NAME_VARIANTS = 1000
+# Enough of the body's start to quote a JSON error whole and to recognise a page or a zip.
+_HEAD_BYTES = 64 * 1024
+_PREVIEW_CHARS = 200
+_ZIP_TYPES = frozenset({"application/zip", "application/x-zip", "application/x-zip-compressed"})
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header, or the end record of an empty zip
+_HTML_STARTS = (b"<!doctype html", b"<html", b"<?xml")
+
+
+class DownloadResult(TypedDict):
+    path: str
+    size: int
+    sha256: str
+    filename: str | None  # the server's file name, when it gave a usable one
+
+
+def download_timeout_seconds(value: Any, name: str = "download_timeout") -> float:
+    """``value`` as a positive, finite number of seconds (a rendered template may give text)."""
+    seconds = math.nan
+    if not isinstance(value, bool):
+        with contextlib.suppress(TypeError, ValueError, OverflowError):
+            seconds = float(value.strip() if isinstance(value, str) else value)
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ValueError(f"{name} must be a positive, finite number of seconds, got {value!r}")
+    return seconds
+
+
+def server_filename(content_disposition: str | None) -> tuple[str | None, str | None]:
+    """
+    The file name of a ``Content-Disposition`` header (RFC 6266, ``filename*`` too), and why it was refused.
+
+    A name with directories is reduced to its last part, so it cannot climb out of the destination directory.
+    A name that is still no plain file name (a control character such as a newline or NUL, a leading dot, too
+    long) is refused: ``(None, reason)``. No header or no name: ``(None, None)``.
+    """
+    if not content_disposition:
+        return None, None
+    message = Message()
+    message["Content-Disposition"] = content_disposition
+    raw = message.get_filename()
+    if not raw:
+        return None, None
+    name = raw.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    shown = repr(raw[:100]) + (f" ({len(raw)} characters)" if len(raw) > 100 else "")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
+        return None, f"the name {shown} holds control characters"
+    if name in ("", ".", ".."):
+        return None, f"the name {shown} names no file"
+    if name.startswith("."):
+        return None, f"the name {shown} would be a hidden file"
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        return None, f"the name {shown} is not valid text"
+    if size > MAX_FILENAME_BYTES:
+        return None, f"the name {shown} is over {MAX_FILENAME_BYTES} bytes long"
+    return name, None
+
+
+class _Deadline:
+    """
+    Ends a download at its deadline even while a read is blocked, by shutting its socket down.
+
+    The read timeout of ``requests`` is per read: a server that drips a byte at a time never trips it. A timer
+    shuts the connection's socket down at the deadline (through a duplicate of its descriptor, so the timer can
+    never touch a socket the pool has handed to another request), which ends the blocked read at once.
+    """
+
+    def __init__(self, response: requests.Response, deadline: float) -> None:
+        self.deadline = deadline
+        self.expired = False
+        self._lock = threading.Lock()
+        self._done = False
+        self._sock: socket.socket | None = None
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            self._sock = socket.socket(fileno=os.dup(response.raw.fileno()))
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._done = True
+            self._timer.cancel()
+            if self._sock is not None:
+                self._sock.close()
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            if self._sock is not None:
+                with contextlib.suppress(OSError):
+                    self._sock.shutdown(socket.SHUT_RDWR)
+
+    def passed(self) -> bool:
+        """True once the deadline has passed (checked between chunks too, where no read is blocked)."""
+        if time.monotonic() >= self.deadline:
+            self.expired = True
+        return self.expired
+
+
+class _Saver:
+    """One download into one destination; ``run`` returns the result or raises, leaving nothing behind."""
+
+    def __init__(
+        self,
+        response: requests.Response,
+        dest: Path,
+        *,
+        default_name: str,
+        deadline: float,
+        timeout_s: float,
+        path: str,
+        scrub: Callable[[str], str],
+        log: Any,
+    ) -> None:
+        self.response = response
+        self.dest = dest
+        self.default_name = default_name
+        self.deadline = deadline
+        self.timeout_s = timeout_s
+        self.path = path
+        self.scrub = scrub
+        self.log = log
+        headers = response.headers
+        self.media_type = (headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        self.filename, refused = server_filename(headers.get("Content-Disposition"))
+        if refused is not None:
+            log.warning("Edge Impulse GET %s: not using the file name the server gave: %s", path, scrub(refused))
+        self.into_directory = dest.is_dir()
+        self.head = b""
+        self.size = 0
+        self.digest = hashlib.sha256()
+
+    def error(self, message: str, *, status: int | None = None) -> EdgeImpulseAPIError:
+        return EdgeImpulseAPIError(
+            self.scrub(f"Edge Impulse GET {self.path}: {message}"), status=status, method="GET", path=self.path
+        )
+
+    def run(self) -> DownloadResult:
+        directory = self.dest if self.into_directory else self.dest.parent
+        with _Deadline(self.response, self.deadline) as deadline:
+            if _is_document(self.media_type):
+                # Not an artefact whatever follows: read only enough of it to say what it is.
+                self._read(deadline, None, limit=_HEAD_BYTES)
+                raise self._not_an_artefact()
+            fd, tmp_name = tempfile.mkstemp(prefix=".edgeimpulse-download-", suffix=".part", dir=directory)
+            tmp = Path(tmp_name)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    self._read(deadline, out)
+                self._verify(tmp)
+                final = self._place(tmp, directory)
+            finally:
+                tmp.unlink(missing_ok=True)
+        return {"path": str(final), "size": self.size, "sha256": self.digest.hexdigest(), "filename": self.filename}
+
+    def _read(self, deadline: _Deadline, out: Any, *, limit: int | None = None) -> None:
+        try:
+            for chunk in self.response.iter_content(chunk_size=DOWNLOAD_CHUNK_BYTES):
+                if deadline.passed():
+                    break
+                if len(self.head) < _HEAD_BYTES:
+                    self.head += chunk[: _HEAD_BYTES - len(self.head)]
+                if out is not None:
+                    out.write(chunk)
+                self.digest.update(chunk)
+                self.size += len(chunk)
+                if limit is not None and self.size >= limit:
+                    return
+        except Exception as exc:
+            if deadline.passed():
+                raise self._too_slow() from None
+            if isinstance(exc, requests.RequestException):
+                raise self.error(
+                    f"download broke off after {self.size} bytes ({_reason(exc)}); nothing was saved"
+                ) from None
+            raise
+        if deadline.passed():
+            raise self._too_slow()
+
+    def _too_slow(self) -> EdgeImpulseAPIError:
+        return self.error(
+            f"download did not complete within its deadline of {self.timeout_s:g} s (download_timeout; "
+            f"{self.size} bytes had arrived); nothing was saved"
+        )
+
+    def _verify(self, tmp: Path) -> None:
+        expected = self.response.headers.get("Content-Length", "").strip()
+        # Content-Length counts the bytes as sent, before any Content-Encoding is undone: so do we.
+        sent = self.response.raw.tell()
+        if expected.isdigit() and int(expected) != sent:
+            raise self.error(f"download ended after {sent} of {expected} bytes; nothing was saved")
+        if _looks_like_a_document(self.head, whole=self.size <= _HEAD_BYTES):
+            raise self._not_an_artefact()
+        if self.is_zip:
+            problem = _zip_problem(tmp, self.size)
+            if problem is not None:
+                raise self.error(
+                    f"the download is not a readable zip ({problem}): cut short, or not the artefact "
+                    f"({self.size} bytes, content type {self.media_type or 'none'!r}); nothing was saved"
+                )
+        elif not expected.isdigit() and not getattr(self.response.raw, "chunked", False):
+            self.log.warning(
+                "Edge Impulse GET %s: the server gave neither a length nor chunked framing, and the artefact is no "
+                "zip: whether all of its %d bytes arrived cannot be checked",
+                self.path,
+                self.size,
+            )
+
+    @property
+    def is_zip(self) -> bool:
+        named_zip = (self.filename or "").lower().endswith(".zip")
+        return self.media_type in _ZIP_TYPES or named_zip or self.head.startswith(_ZIP_MAGIC)
+
+    def _not_an_artefact(self) -> EdgeImpulseAPIError:
+        text = self.scrub(self.head.decode("utf-8", errors="replace"))
+        kind = self.media_type or "no content type"
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            try:
+                decode_response(status=self.response.status_code, method="GET", path=self.path, text=text)
+            except EdgeImpulseAPIError as err:  # ``success: false``: the API error it is
+                error = self.scrub(err.error) if err.error else None
+                return EdgeImpulseAPIError(
+                    self.scrub(str(err)), status=err.status, method="GET", path=self.path, error=error
+                )
+        html = "html" in kind or text.lstrip()[:16].lower().startswith(("<!doctype html", "<html"))
+        what = "an HTML page (a sign-in or error page?)" if html else f"a body of type {kind!r}"
+        preview = text[:_PREVIEW_CHARS].strip() or "<empty body>"
+        return self.error(
+            f"answered HTTP {self.response.status_code} with {what} instead of the artefact: {preview!r}; "
+            "nothing was saved",
+            status=self.response.status_code,
+        )
+
+    def _place(self, tmp: Path, directory: Path) -> Path:
+        if not self.into_directory:
+            os.replace(tmp, self.dest)  # a path the caller named: it is theirs to replace
+            return self.dest
+        name = self.filename or f"{self.default_name}{'.zip' if self.is_zip else '.bin'}"
+        stem, ext = _split_name(name)
+        for n in range(MAX_NAME_VARIANTS):
+            target = directory / (name if n == 0 else f"{stem}-{n}{ext}")
+            if _put_new(tmp, target):
+                if n:
+                    self.log.info("%s already exists with other content; saved the download as %s", name, target)
+                return target
+            if _same_file_content(target, self.size, self.digest.hexdigest()):
+                self.log.info("%s already holds this artefact (same sha256); kept it", target)
+                return target
+        raise self.error(
+            f"{directory / name} and {MAX_NAME_VARIANTS - 1} numbered variants already exist with other content; "
+            "nothing was saved"
+        )
+
+
+def save_download(
+    response: requests.Response,
+    dest: Path,
+    *,
+    default_name: str,
+    deadline: float,
+    timeout_s: float,
+    path: str,
+    scrub: Callable[[str], str],
+    log: Any,
+) -> DownloadResult:
+    """
+    Stream ``response`` to ``dest`` (a file, or an existing directory to use the server's file name) and check it.
+
+    ``deadline`` (a ``time.monotonic()`` value) ends the download wherever it is; ``timeout_s`` is how it was set,
+    for the message. Into a directory, the server's name never replaces another file: an identical file of that
+    name is kept as the result, otherwise the next free ``<stem>-<n><ext>`` is used. A named file is replaced.
+    """
+    saver = _Saver(
+        response,
+        dest,
+        default_name=default_name,
+        deadline=deadline,
+        timeout_s=timeout_s,
+        path=path,
+        scrub=scrub,
+        log=log,
+    )
+    return saver.run()
+
+
+def _is_document(media_type: str) -> bool:
+    """A content type no artefact comes as: a page, a JSON answer or text."""
+    return (
+        media_type.startswith("text/")
+        or media_type in ("application/json", "application/xhtml+xml", "application/problem+json")
+        or media_type.endswith("+json")
+    )
+
+
+def _looks_like_a_document(head: bytes, *, whole: bool) -> bool:
+    """A body that is a page or a JSON answer whatever its content type says (``whole``: ``head`` is all of it)."""
+    start = head.lstrip()[:16].lower()
+    if start.startswith(_HTML_STARTS):
+        return True
+    if whole and start.startswith(b"{"):
+        try:
+            return isinstance(json.loads(head), dict)
+        except ValueError:
+            return False
+    return False
+
+
+def _zip_problem(path: Path, size: int) -> str | None:
+    """Why the file at ``path`` is no readable zip (its central directory, and where it says entries lie)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if info.header_offset + info.compress_size > size:
+                    return f"entry {info.filename!r} runs past the end"
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as err:
+        return str(err) or type(err).__name__
+    return None
+
+
+def _split_name(name: str) -> tuple[str, str]:
+    """``model.zip`` -> (``model``, ``.zip``); a name without an extension keeps all of it as the stem."""
+    dot = name.rfind(".")
+    return (name[:dot], name[dot:]) if dot > 0 else (name, "")
+
+
+def _put_new(tmp: Path, target: Path) -> bool:
+    """Give ``tmp`` the name ``target`` only if nothing has it yet (atomically where hard links work)."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        return False
+    except OSError:
+        # No hard links on this file system: check, then rename (a file created in between would be replaced).
+        if os.path.lexists(target):
+            return False
+        os.replace(tmp, target)
+    return True
+
+
+def _same_file_content(target: Path, size: int, sha256: str) -> bool:
+    try:
+        info = os.lstat(target)
+    except OSError:
+        return False
+    if not stat.S_ISREG(info.st_mode) or info.st_size != size:
+        return False
+    digest = hashlib.sha256()
+    with open(target, "rb") as handle:
+        while chunk := handle.read(DOWNLOAD_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest() == sha256
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    if "IncompleteRead" in text or "ended prematurely" in text:
+        return "the connection closed before the end of the body"
+    return type(exc).__name__
