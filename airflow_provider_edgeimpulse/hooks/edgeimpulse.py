@@ -525,7 +525,10 @@ class EdgeImpulseHook(BaseHook):
             except ValueError as err:
                 problems.append(str(err))
         for path in files:
-            if not path.is_file():
+            if not _is_utf8(os.fspath(path)):
+                # Names travel as UTF-8 (the form's file name, logs, XCom): a raw byte name cannot be sent.
+                problems.append(f"{os.fspath(path)!r}: the file name is not valid UTF-8 (rename the file)")
+            elif not path.is_file():
                 problems.append(f"{path}: no such file")
             elif path.stat().st_size > UPLOAD_MAX_FILE_BYTES:
                 problems.append(f"{path}: {path.stat().st_size} bytes is over the 100 MiB limit of a file")
@@ -772,6 +775,14 @@ def _parse_timeout_arg(value: Any) -> float | None:
     if isinstance(value, bool) or not timeout > 0:
         raise EdgeImpulseConnectionError(f"timeout must be a positive number of seconds, got {value!r}")
     return timeout
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _failed(path: Path, error: str) -> UploadedFile:

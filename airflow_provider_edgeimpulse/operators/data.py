@@ -12,6 +12,7 @@ from airflow.providers.common.compat.sdk import AirflowException
 from airflow_provider_edgeimpulse.links import STUDIO_URL_XCOM_KEY
 from airflow_provider_edgeimpulse.operators import _params, resume
 from airflow_provider_edgeimpulse.operators._base import EdgeImpulseBaseOperator
+from airflow_provider_edgeimpulse.operators._globs import glob_files
 from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator
 
 if TYPE_CHECKING:
@@ -199,20 +200,29 @@ class EdgeImpulseBatchEditLabelsOperator(EdgeImpulseRunJobOperator):
         return self._result(outcome.get("job_id"), "success", context)
 
 
-def expand_paths(paths: Any) -> list[str]:
-    """Local files from paths and glob patterns, in the order given, each once; every problem at once."""
+def expand_paths(paths: Any, *, log: Any = None) -> list[str]:
+    """
+    Local files from paths and glob patterns, in the order given, each real file once; every problem at once.
+
+    A pattern keeps to its base folder (``_globs``): a symbolic link out of it is left out (and named in a
+    warning on ``log``), and a file reached by several paths (links, hard links, a path given twice) is
+    uploaded once, under the first of them.
+    """
     entries = _params.optional_str_list("paths", paths)
     if not entries:
         raise ValueError(f"paths must name at least one file or glob pattern, got {paths!r}")
     files: list[str] = []
     problems: list[str] = []
+    outside: list[str] = []
     for entry in entries:
         pattern = os.path.expanduser(entry)
         if glob.has_magic(pattern):
-            matches = sorted(m for m in glob.glob(pattern, recursive=True) if os.path.isfile(m))
-            if not matches:
-                problems.append(f"{entry!r} matches no file")
-            files.extend(matches)
+            found = glob_files(pattern)
+            outside.extend(found.outside)
+            if not found.files:
+                left_out = f" ({len(found.outside)} links out of {found.base!r} were left out)" if found.outside else ""
+                problems.append(f"{entry!r} matches no file{left_out}")
+            files.extend(found.files)
         elif os.path.isdir(pattern):
             problems.append(f"{entry!r} is a directory (use a pattern such as '{entry.rstrip('/')}/*.wav')")
         elif not os.path.isfile(pattern):
@@ -224,7 +234,17 @@ def expand_paths(paths: Any) -> list[str]:
             [f"... {len(problems) - _SHOWN_ERRORS} more"] if len(problems) > _SHOWN_ERRORS else []
         )
         raise ValueError("paths: " + "; ".join(shown))
-    return list(dict.fromkeys(os.path.abspath(f) for f in files))
+    if outside and log is not None:
+        log.warning(
+            "Left out %d matches that are symbolic links out of their pattern's folder: %s",
+            len(outside),
+            ", ".join(repr(p) for p in outside[:_SHOWN_ERRORS]) + (" ..." if len(outside) > _SHOWN_ERRORS else ""),
+        )
+    unique: dict[tuple[int, int], str] = {}
+    for path in files:
+        info = os.stat(path)
+        unique.setdefault((info.st_dev, info.st_ino), os.path.abspath(path))
+    return list(unique.values())
 
 
 def _metadata(value: Any) -> dict[str, str] | None:
@@ -305,7 +325,7 @@ class EdgeImpulseUploadSamplesOperator(EdgeImpulseBaseOperator):
         no_label = _params.required_bool("no_label", self.no_label)
         if label is not None and no_label:
             raise ValueError(f"label={label!r} and no_label=True contradict each other")
-        files = expand_paths(self.paths)
+        files = expand_paths(self.paths, log=self.log)
         self.log.info("Uploading %d files to Edge Impulse (%s)", len(files), category)
         upload = self.hook.upload_files(
             files,

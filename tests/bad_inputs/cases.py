@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -128,6 +129,16 @@ class Env:
     def answer_tuner_state(self, run_id: int, state: dict[str, Any]) -> None:
         """Make Studio answer ``state`` for the run's next few state reads."""
         self.em.fault(status=200, body=json.dumps(state), path=f"/optimize/{run_id}/state", count=5)
+
+    def built_deployment(self) -> None:
+        """A finished ``zip`` build, so that a download has something to fetch."""
+        self.em.configure(job_duration=None)
+        hook = self.hook()
+        try:
+            started = hook.start_build_deployment("zip", "tflite-eon", model_type="int8")
+            self.em.finish_job(started["job_id"], True)
+        finally:
+            hook.close()
 
     def sparse_file(self, name: str, size: int) -> Path:
         path = self.tmp / name
@@ -496,6 +507,27 @@ def _(env: Env) -> Call:
     return lambda: env.hook().download_deployment(dest, format="zip", engine="tflite-eon")
 
 
+@case("hook-download-html-page", EdgeImpulseAPIError, "HTML page", "Sign in", "nothing was saved", remote=ANY)
+def _(env: Env) -> Call:
+    env.built_deployment()
+    page = "<!DOCTYPE html><html><head><title>Sign in</title></head><body>Sign in to continue</body></html>"
+    env.em.fault(status=200, body=page, path="/deployment/download")
+    return lambda: env.hook().download_deployment(env.tmp / "firmware.zip", format="zip", engine="tflite-eon")
+
+
+@case("hook-download-success-false", EdgeImpulseAPIError, "deployment/download failed:", "Build expired", remote=ANY)
+def _(env: Env) -> Call:
+    env.built_deployment()
+    body = json.dumps({"success": False, "error": "Build expired"})
+    env.em.fault(status=200, body=body, path="/deployment/download", content_type="application/zip")
+    return lambda: env.hook().download_deployment(env.tmp, format="zip", engine="tflite-eon")
+
+
+@case("hook-download-timeout-nan", ValueError, "download_timeout must be a positive, finite", "nan", remote=LOCAL)
+def _(env: Env) -> Call:
+    return lambda: env.hook().download_deployment(env.tmp, "zip", "tflite-eon", download_timeout=math.nan)
+
+
 @case("hook-truncated-json", EdgeImpulseAPIError, "body that is not JSON", '{"success": true, "job": {"id"', remote=ANY)
 def _(env: Env) -> Call:
     job_id = env.running_job()
@@ -679,6 +711,16 @@ def _(env: Env) -> Call:
     )
 
 
+@case("op-build-download-timeout-text", ValueError, "download_timeout must be a positive", "'soon'", remote=LOCAL)
+def _(env: Env) -> Call:
+    op = in_dag(
+        lambda: EdgeImpulseBuildDeploymentOperator(
+            task_id="t", deployment_format="zip", output_path=str(env.tmp), download_timeout="{{ params.t }}"
+        )
+    )
+    return render_and_execute(op, t="soon")
+
+
 @case("op-testing-unknown-category", ValueError, "category must be one of", "'holdout'", remote=LOCAL)
 def _(env: Env) -> Call:
     return execute(EdgeImpulseModelTestingOperator(task_id="t", category="holdout"))
@@ -829,6 +871,40 @@ def _(env: Env) -> Call:
 def _(env: Env) -> Call:
     path = env.sample_file()
     return execute(EdgeImpulseUploadSamplesOperator(task_id="t", paths=[str(path)], category="holdout"))
+
+
+@case("op-upload-file-name-not-utf8", ValueError, "not valid UTF-8", "/caf\\udce9.0.json'", remote=LOCAL)
+def _(env: Env) -> Call:
+    env.sample_file()
+    with open(os.fsencode(env.tmp) + b"/caf\xe9.0.json", "w") as handle:  # a Latin-1 name, as old tools write
+        handle.write(json.dumps({"payload": {"values": [[1, 2, 3]]}}))
+    return execute(EdgeImpulseUploadSamplesOperator(task_id="t", paths=str(env.tmp / "*.json")))
+
+
+@case("op-upload-glob-link-out", ValueError, "matches no file", "links out of", "were left out", remote=LOCAL)
+def _(env: Env) -> Call:
+    outside = env.sample_file("settings.json")
+    folder = env.tmp / "samples"
+    folder.mkdir()
+    (folder / "idle.0.json").symlink_to(outside)
+    return execute(EdgeImpulseUploadSamplesOperator(task_id="t", paths=str(folder / "*.json")))
+
+
+@case(
+    "op-upload-glob-link-loop",
+    None,
+    "uploaded 1 file(s)",
+    remote=ANY,
+    max_requests=1,
+    result=lambda result: f"uploaded {result['uploaded']} file(s)",
+)
+def _(env: Env) -> Call:
+    folder = env.tmp / "samples"
+    folder.mkdir()
+    env.sample_file("samples/idle.0.json")
+    (folder / "up").symlink_to(env.tmp, target_is_directory=True)
+    (folder / "here").symlink_to(folder, target_is_directory=True)
+    return execute(EdgeImpulseUploadSamplesOperator(task_id="t", paths=str(env.tmp / "**" / "*.json")))
 
 
 @case("op-impulse-truncated-json", ValueError, "definition is not valid JSON", "line 1 column", remote=LOCAL)
