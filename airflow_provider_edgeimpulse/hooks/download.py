@@ -242,6 +242,8 @@ class _Saver:
         sent = self.response.raw.tell()
         if expected.isdigit() and int(expected) != sent:
             raise self.error(f"download ended after {sent} of {expected} bytes; nothing was saved")
+        if self.size == 0:
+            raise self.error("answered with an empty body instead of the artefact; nothing was saved")
         if _looks_like_a_document(self.head, whole=self.size <= _HEAD_BYTES):
             raise self._not_an_artefact()
         if self.is_zip:

@@ -184,6 +184,13 @@ def test_a_binary_without_a_length_is_saved_with_a_warning(
     assert "cannot be checked" in logged(caplog, capsys)
 
 
+def test_an_empty_body_is_not_an_artefact(scripted_hook: Any, tmp_path: Path) -> None:
+    hook = scripted_hook(send(response_head(Content_Type="application/octet-stream", Content_Length="0")))
+    with pytest.raises(EdgeImpulseAPIError, match="empty body"):
+        hook.download_deployment(tmp_path, "runner-linux-aarch64", "tflite")
+    assert leftovers(tmp_path) == []
+
+
 def test_a_gzip_encoded_answer_is_saved_decoded(scripted_hook: Any, tmp_path: Path) -> None:
     data = a_zip(size=50_000)
     packed = gzip.compress(data)
