@@ -220,7 +220,9 @@ def expand_paths(paths: Any, *, log: Any = None) -> list[str]:
             found = glob_files(pattern)
             outside.extend(found.outside)
             if not found.files:
-                left_out = f" ({len(found.outside)} links out of {found.base!r} were left out)" if found.outside else ""
+                count = len(found.outside)
+                links = f"{count} symbolic link{'s' if count != 1 else ''}"
+                left_out = f" inside {found.base!r} ({links} out of it left out)" if count else ""
                 problems.append(f"{entry!r} matches no file{left_out}")
             files.extend(found.files)
         elif os.path.isdir(pattern):

@@ -881,7 +881,7 @@ def _(env: Env) -> Call:
     return execute(EdgeImpulseUploadSamplesOperator(task_id="t", paths=str(env.tmp / "*.json")))
 
 
-@case("op-upload-glob-link-out", ValueError, "matches no file", "links out of", "were left out", remote=LOCAL)
+@case("op-upload-glob-link-out", ValueError, "matches no file inside", "/samples'", "1 symbolic link", remote=LOCAL)
 def _(env: Env) -> Call:
     outside = env.sample_file("settings.json")
     folder = env.tmp / "samples"

@@ -93,7 +93,7 @@ def test_a_pattern_that_matches_only_links_out_is_an_error_before_any_request(em
     data = tmp_path / "data"
     data.mkdir()
     (data / "idle.0.json").symlink_to(sample(tmp_path / "elsewhere" / "idle.0.json"))
-    with pytest.raises(ValueError, match=r"matches no file \(1 links out of .*data' were left out\)"):
+    with pytest.raises(ValueError, match=r"matches no file inside '.*data' \(1 symbolic link out of it left out\)"):
         upload(str(data / "*.json"))
     assert em.requests()["total"] == 0
 
