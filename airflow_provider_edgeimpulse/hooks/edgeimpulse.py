@@ -38,8 +38,8 @@ from airflow_provider_edgeimpulse.hooks.download import (
 from airflow_provider_edgeimpulse.hooks.job_log import stdout_lines
 from airflow_provider_edgeimpulse.hooks.masking import mask_secrets
 from airflow_provider_edgeimpulse.hooks.policy import DEFAULT_RETRY_POLICY, RetryPolicy
-from airflow_provider_edgeimpulse.operators._params import label_text
-from airflow_provider_edgeimpulse.operators._params import shown as shown_value
+from airflow_provider_edgeimpulse.validation import label_text
+from airflow_provider_edgeimpulse.validation import shown as shown_value
 
 if TYPE_CHECKING:
     from airflow_provider_edgeimpulse.jobs.waiter import WaitSettings

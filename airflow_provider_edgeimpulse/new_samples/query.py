@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_edgeimpulse.operators import _params
+from airflow_provider_edgeimpulse import validation
 
 # The categories GET raw-data and raw-data/count filter on (RawDataFilterCategory of edgeimpulse-api 1.96).
 # The older OpenAPI file says "anomaly" where the newer client says "post-processing".
@@ -30,12 +30,12 @@ class SampleFilter:
     @classmethod
     def parse(cls, category: Any, labels: Any = None, filename: Any = None, search: Any = None) -> SampleFilter:
         """Validate rendered arguments (templates render to text, so both forms are accepted)."""
-        parsed_labels = _params.optional_str_list("labels", labels)
+        parsed_labels = validation.optional_str_list("labels", labels)
         return cls(
-            category=_params.required_str("category", category, choices=CATEGORIES),
+            category=validation.required_str("category", category, choices=CATEGORIES),
             labels=tuple(parsed_labels) if parsed_labels is not None else None,
-            filename=_params.optional_str("filename", filename),
-            search=_params.optional_str("search", search),
+            filename=validation.optional_str("filename", filename),
+            search=validation.optional_str("search", search),
         )
 
     @classmethod
@@ -87,12 +87,12 @@ def default_watermark_key(scope: str, conn_id: str, project_id: int | None, samp
 
 
 def parse_min_new_samples(value: Any) -> int:
-    return _params.required_int("min_new_samples", value, minimum=1)
+    return validation.required_int("min_new_samples", value, minimum=1)
 
 
 def parse_max_sample_ids(value: Any) -> int:
-    return _params.required_int("max_sample_ids", value, minimum=0)
+    return validation.required_int("max_sample_ids", value, minimum=0)
 
 
 def parse_start_after(value: Any) -> int | None:
-    return _params.optional_int("start_after_sample_id", value, minimum=0)
+    return validation.optional_int("start_after_sample_id", value, minimum=0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_edgeimpulse.operators import _params
+from airflow_provider_edgeimpulse import validation as _params
 
 if TYPE_CHECKING:
     from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowException
 
+from airflow_provider_edgeimpulse import validation as _params
 from airflow_provider_edgeimpulse.links import STUDIO_URL_XCOM_KEY
-from airflow_provider_edgeimpulse.operators import _params, resume
+from airflow_provider_edgeimpulse.operators import resume
 from airflow_provider_edgeimpulse.operators._base import EdgeImpulseBaseOperator
 from airflow_provider_edgeimpulse.operators._globs import glob_files
 from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator

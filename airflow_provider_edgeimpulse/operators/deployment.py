@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_edgeimpulse import validation as _params
 from airflow_provider_edgeimpulse.hooks.download import DEFAULT_DOWNLOAD_TIMEOUT_S, download_timeout_seconds
-from airflow_provider_edgeimpulse.operators import _params
 from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator
 
 if TYPE_CHECKING:

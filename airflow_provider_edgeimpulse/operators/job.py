@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowException, BaseOperator, ResumableJobMixin, conf
 
+from airflow_provider_edgeimpulse import validation as _params
 from airflow_provider_edgeimpulse.jobs.waiter import (
     DEFAULT_LOG_TAIL,
     DEFAULT_POLL_INTERVAL_S,
@@ -21,7 +22,7 @@ from airflow_provider_edgeimpulse.jobs.waiter import (
     WaitSettings,
 )
 from airflow_provider_edgeimpulse.links import STUDIO_URL_XCOM_KEY, EdgeImpulseStudioLink, studio_job_url
-from airflow_provider_edgeimpulse.operators import _params, resume
+from airflow_provider_edgeimpulse.operators import resume
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context

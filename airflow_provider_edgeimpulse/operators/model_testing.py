@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowException
 
-from airflow_provider_edgeimpulse.operators import _params
+from airflow_provider_edgeimpulse import validation as _params
 from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_edgeimpulse.operators import _params
+from airflow_provider_edgeimpulse import validation as _params
 from airflow_provider_edgeimpulse.operators._blocks import resolve_block
 from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_edgeimpulse import validation as _params
 from airflow_provider_edgeimpulse.jobs import tuner
-from airflow_provider_edgeimpulse.operators import _params
 from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator
 
 if TYPE_CHECKING:

@@ -1,5 +1,7 @@
 """
-Checks for operator arguments, run at execute time on the rendered values.
+Checks for user-given arguments (operators at execute time on the rendered values, the hook, sample filters).
+
+A ground-floor module: it imports nothing of the package, so every layer may use it.
 
 Templates render to strings ("3", "['a', 'b']", "true") unless the DAG renders native objects, so every
 check accepts both the Python value and its rendered text. Each error names the parameter and the value.
