@@ -11,6 +11,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+# Kept importable from here, where it was first defined; it lives on the ground floor for the sensors.
+from airflow_provider_edgeimpulse.compat import can_end_from_trigger as can_end_from_trigger
+
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
@@ -99,13 +102,6 @@ def stopped_while_deferred(context: Context, job_id: Any) -> bool:
         return False
     marked = store.get(_DEFERRED_JOB_KEY)
     return marked is not None and str(marked) == str(job_id)
-
-
-def can_end_from_trigger() -> bool:
-    """Ending a task from the triggerer needs Airflow 3 (``TaskSuccessEvent`` with XComs)."""
-    from airflow.providers.common.compat.sdk import AIRFLOW_V_3_0_PLUS
-
-    return bool(AIRFLOW_V_3_0_PLUS)
 
 
 def job_state(job: dict[str, Any] | None) -> str:

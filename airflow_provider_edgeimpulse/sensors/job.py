@@ -90,7 +90,7 @@ class EdgeImpulseJobSensor(EdgeImpulseBaseSensor):
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        from airflow_provider_edgeimpulse.operators.resume import can_end_from_trigger
+        from airflow_provider_edgeimpulse.compat import can_end_from_trigger
         from airflow_provider_edgeimpulse.triggers.job_watch import EdgeImpulseJobWatchTrigger
 
         job_id = self._job_id()

@@ -235,7 +235,7 @@ class EdgeImpulseNewSamplesSensor(BaseSensorOperator):
     # -- deferrable mode -----------------------------------------------------------------------------------
 
     def _execute_deferrable(self, context: Context, spec: WatchSpec) -> Any:
-        from airflow_provider_edgeimpulse.operators import resume
+        from airflow_provider_edgeimpulse.compat import can_end_from_trigger
         from airflow_provider_edgeimpulse.triggers.new_samples import EdgeImpulseNewSamplesSensorTrigger
 
         project_id, key, found = self._check(spec)
@@ -245,7 +245,7 @@ class EdgeImpulseNewSamplesSensor(BaseSensorOperator):
         # The resumed worker (if any) needs the starting point: the trigger may have moved the Variable on.
         context["ti"].xcom_push(key=PREVIOUS_WATERMARK_XCOM_KEY, value=found.after_id)
         sf = spec.sample_filter
-        end_in_trigger = resume.can_end_from_trigger()
+        end_in_trigger = can_end_from_trigger()
         trigger = EdgeImpulseNewSamplesSensorTrigger(
             project_id=project_id,
             after_id=found.after_id,

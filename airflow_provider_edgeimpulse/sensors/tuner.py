@@ -109,7 +109,7 @@ class EONTunerStateSensor(EdgeImpulseBaseSensor):
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        from airflow_provider_edgeimpulse.operators.resume import can_end_from_trigger
+        from airflow_provider_edgeimpulse.compat import can_end_from_trigger
         from airflow_provider_edgeimpulse.triggers.tuner import EONTunerStateTrigger
 
         run_id = self._run_id()
