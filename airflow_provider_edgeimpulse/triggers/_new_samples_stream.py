@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from airflow.triggers.shared_stream import AdvanceItem, SharedStreamProducer
 
-from airflow_provider_edgeimpulse.triggers.new_samples import BatchPoller
-
-if TYPE_CHECKING:
-    from airflow_provider_edgeimpulse.triggers.new_samples import EdgeImpulseNewSamplesTrigger
+from airflow_provider_edgeimpulse.new_samples.poller import BatchPoller, PollSource
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +29,7 @@ class Offset(NamedTuple):
 
 
 class NewSamplesProducer(SharedStreamProducer):
-    def __init__(self, trigger: EdgeImpulseNewSamplesTrigger) -> None:
+    def __init__(self, trigger: PollSource) -> None:
         self.trigger = trigger
         self.poller: BatchPoller | None = None
         self.committed: int | None = None
