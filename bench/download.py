@@ -22,6 +22,7 @@ from pathlib import Path
 from _common import API_KEY, PROJECT_ID, Emulator, emit, note, parser, peak_rss_mb, reset_peak_rss, rounded, rss_mb
 
 from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
+from airflow_provider_edgeimpulse.jobs.blocking import wait_for_job_blocking
 
 MIB = 1024 * 1024
 FORMAT, ENGINE = "zip", "tflite-eon"
@@ -73,7 +74,7 @@ def main() -> None:
         emulator.configure(job_duration=0.05, deployment_size_bytes=size_mib * MIB)
         hook = EdgeImpulseHook()
         build = hook.start_build_deployment(FORMAT, ENGINE)
-        if not hook.wait_for_job(build["job_id"], timeout=60)["success"]:
+        if not wait_for_job_blocking(hook.credentials, hook.project_id, build["job_id"], timeout=60)["success"]:
             raise RuntimeError("the deployment build failed")
         url = f"{emulator.url}/v1/api/{PROJECT_ID}/deployment/download?type={FORMAT}&engine={ENGINE}"
         dest = Path(folder) / "deployment.zip"

@@ -12,10 +12,10 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import Any, TypedDict
 from urllib.parse import quote
 
 from airflow.providers.common.compat.sdk import BaseHook
@@ -40,9 +40,6 @@ from airflow_provider_edgeimpulse.hooks.masking import mask_secrets
 from airflow_provider_edgeimpulse.hooks.policy import DEFAULT_RETRY_POLICY, RetryPolicy
 from airflow_provider_edgeimpulse.validation import label_text
 from airflow_provider_edgeimpulse.validation import shown as shown_value
-
-if TYPE_CHECKING:
-    from airflow_provider_edgeimpulse.jobs.waiter import WaitSettings
 
 UPLOAD_CATEGORIES = ("training", "testing", "anomaly", "split")
 UPLOAD_BATCH_SIZE = 1000  # files per ingestion request (the service's limit)
@@ -349,28 +346,6 @@ class EdgeImpulseHook(BaseHook):
         """Finished jobs, newest first: ``{jobs, totalJobCount}``."""
         params = {"limit": limit, "offset": offset, "rootOnly": root_only, "startDate": start_date, "endDate": end_date}
         return self._get("jobs/history", params)
-
-    def wait_for_job(
-        self,
-        job_id: int,
-        timeout: float | None = None,
-        *,
-        on_log: Callable[[str], None] | None = None,
-        settings: WaitSettings | None = None,
-    ) -> dict[str, Any]:
-        """
-        Block until job ``job_id`` ends or ``timeout`` seconds pass; return its outcome as a dict.
-
-        Live socket events tell when to look, REST ``finishedSuccessful`` decides the outcome. A job that
-        failed is an outcome with ``success: False`` and ``status: "failure"``; a timeout is ``status:
-        "timeout"`` and leaves the job running (cancelling it is the caller's decision). ``on_log`` gets each
-        log line as it arrives.
-        """
-        from airflow_provider_edgeimpulse.jobs.blocking import wait_for_job_blocking
-
-        return wait_for_job_blocking(
-            self.credentials, self.project_id, int(job_id), timeout=timeout, on_log=on_log, settings=settings
-        )
 
     # -- impulse -------------------------------------------------------------------------------------------
 

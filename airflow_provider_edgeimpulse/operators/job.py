@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import AirflowException, BaseOperator, ResumableJobMixin, conf
 
 from airflow_provider_edgeimpulse import validation as _params
+from airflow_provider_edgeimpulse.jobs.blocking import wait_for_job_blocking
 from airflow_provider_edgeimpulse.jobs.waiter import (
     DEFAULT_LOG_TAIL,
     DEFAULT_POLL_INTERVAL_S,
@@ -205,7 +206,14 @@ class EdgeImpulseRunJobOperator(ResumableJobMixin, BaseOperator):
             self._final_result = self._defer(hook, context, job_id, self._timeout_seconds())
             return self._final_result
         timeout = self._timeout_seconds()
-        outcome = hook.wait_for_job(job_id, timeout=timeout, on_log=self._log_job_line, settings=self.wait_settings())
+        outcome = wait_for_job_blocking(
+            hook.credentials,
+            hook.project_id,
+            job_id,
+            timeout=timeout,
+            on_log=self._log_job_line,
+            settings=self.wait_settings(),
+        )
         if outcome["status"] == "timeout":
             self._cancel(hook, job_id, reason="its timeout passed")
             resume.forget(context)

@@ -26,6 +26,7 @@ from airflow_provider_edgeimpulse.emulator.handle import EmulatorHandle
 from airflow_provider_edgeimpulse.exceptions import EdgeImpulseAPIError, EdgeImpulseConnectionError
 from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
 from airflow_provider_edgeimpulse.hooks.policy import RetryPolicy
+from airflow_provider_edgeimpulse.jobs.blocking import wait_for_job_blocking
 from airflow_provider_edgeimpulse.new_samples.watermark import MemoryWatermarkStore
 from airflow_provider_edgeimpulse.operators.data import (
     EdgeImpulseBatchEditLabelsOperator,
@@ -436,16 +437,26 @@ def _(env: Env) -> Call:
     return lambda: env.hook().get_job_status(987654)
 
 
-@case("hook-wait-negative-timeout", ValueError, "timeout must be a non-negative number", "-1", remote=LOCAL)
+@case("wait-negative-timeout", ValueError, "timeout must be a non-negative number", "-1", remote=LOCAL)
 def _(env: Env) -> Call:
     job_id = env.running_job()
-    return lambda: env.hook().wait_for_job(job_id, timeout=-1)
+
+    def call() -> Any:
+        hook = env.hook()
+        return wait_for_job_blocking(hook.credentials, hook.project_id, job_id, timeout=-1)
+
+    return call
 
 
-@case("hook-wait-nan-timeout", ValueError, "timeout must be a non-negative number", "nan", remote=LOCAL)
+@case("wait-nan-timeout", ValueError, "timeout must be a non-negative number", "nan", remote=LOCAL)
 def _(env: Env) -> Call:
     job_id = env.running_job()
-    return lambda: env.hook().wait_for_job(job_id, timeout=math.nan)
+
+    def call() -> Any:
+        hook = env.hook()
+        return wait_for_job_blocking(hook.credentials, hook.project_id, job_id, timeout=math.nan)
+
+    return call
 
 
 @case("hook-job-path-traversal", ValueError, "job path must look like", "'jobs/../../admin'", remote=LOCAL)
@@ -588,7 +599,10 @@ def _(env: Env) -> Call:
     seen: list[str] = []
 
     def call() -> list[str]:
-        outcome = env.hook().wait_for_job(job_id, timeout=CASE_BOUND_S, on_log=seen.append)
+        hook = env.hook()
+        outcome = wait_for_job_blocking(
+            hook.credentials, hook.project_id, job_id, timeout=CASE_BOUND_S, on_log=seen.append
+        )
         assert outcome["success"] is True
         # The line reaches the wait over the socket (on_log) or, when the job ended first, in the REST tail.
         return [*seen, *outcome["log_tail"]]

@@ -20,11 +20,12 @@ def test_missing_stdout_is_no_lines():
 
 def test_hook_log_tail_is_oldest_first(edgeimpulse_emulator):
     from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
+    from airflow_provider_edgeimpulse.jobs.blocking import wait_for_job_blocking
 
     edgeimpulse_emulator.configure(job_duration=0.1, job_outcome="failure")
     hook = EdgeImpulseHook()
     job_id = hook.start_retrain()
-    outcome = hook.wait_for_job(job_id, timeout=30)
+    outcome = wait_for_job_blocking(hook.credentials, hook.project_id, job_id, timeout=30)
     lines = hook.get_job_stdout_lines(job_id, limit=5)
     assert lines[-1] == "Job failed (see above)"
     assert outcome["log_tail"][-1] == "Job failed (see above)"

@@ -18,6 +18,7 @@ import requests
 
 from airflow_provider_edgeimpulse.exceptions import EdgeImpulseAPIError
 from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
+from airflow_provider_edgeimpulse.jobs.blocking import wait_for_job_blocking
 from airflow_provider_edgeimpulse.jobs.waiter import WaitSettings
 from airflow_provider_edgeimpulse.triggers.job import EdgeImpulseJobTrigger
 
@@ -95,7 +96,8 @@ def test_an_expiring_jwt_is_renewed_and_the_blocking_wait_completes(edgeimpulse_
     job_id = start_job(em)
     timer = finish_later(em, job_id, JOB_RUNS_S)
     try:
-        outcome = EdgeImpulseHook(edgeimpulse_conn_id=jwt_conn).wait_for_job(job_id, timeout=30, settings=SETTINGS)
+        hook = EdgeImpulseHook(edgeimpulse_conn_id=jwt_conn)
+        outcome = wait_for_job_blocking(hook.credentials, hook.project_id, job_id, timeout=30, settings=SETTINGS)
     finally:
         timer.cancel()
     assert (outcome["status"], outcome["success"]) == ("success", True), outcome
@@ -146,8 +148,9 @@ def test_a_revoked_api_key_ends_the_blocking_wait_with_a_clear_error(edgeimpulse
     revoker = threading.Thread(target=lambda: seen.update(revoke_when_waiting(em)))
     revoker.start()
     try:
+        hook = EdgeImpulseHook()
         with pytest.raises(EdgeImpulseAPIError) as info:
-            EdgeImpulseHook().wait_for_job(job_id, timeout=30, settings=SETTINGS)
+            wait_for_job_blocking(hook.credentials, hook.project_id, job_id, timeout=30, settings=SETTINGS)
     finally:
         revoker.join(15)
     assert info.value.status == 401
