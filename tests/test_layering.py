@@ -26,6 +26,7 @@ LAYER_OF_PART = {
     "wire": GROUND,
     "validation": GROUND,
     "compat": GROUND,
+    "trigger_events": GROUND,
     "get_provider_info": GROUND,
     "socketio_codec": GROUND,
     "links": GROUND,  # the Studio URLs and the operators' Studio button: nothing of the package below it

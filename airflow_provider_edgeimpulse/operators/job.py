@@ -24,6 +24,7 @@ from airflow_provider_edgeimpulse.jobs.waiter import (
 )
 from airflow_provider_edgeimpulse.links import STUDIO_URL_XCOM_KEY, EdgeImpulseStudioLink, studio_job_url
 from airflow_provider_edgeimpulse.operators import resume
+from airflow_provider_edgeimpulse.trigger_events import TASK_SUCCESS, checked_event
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -278,14 +279,13 @@ class EdgeImpulseRunJobOperator(ResumableJobMixin, BaseOperator):
             )
             self._job_id = waited_on
             return self._defer(hook, context, waited_on, self._timeout_seconds())
-        if event == "success":
+        if event == TASK_SUCCESS:
             # The trigger ended the task itself; runners that resume anyway (dag.test) land here.
             job_id = context["ti"].xcom_pull(task_ids=context["ti"].task_id, key=JOB_ID_XCOM_KEY)
             if job_id is None:
                 raise EdgeImpulseJobFailed("Resumed after a task-success event but no job_id XCom was found")
             return self._complete(hook, self._outcome_from_status(hook, int(job_id)), context)
-        if not isinstance(event, dict) or event.get("status") not in ("success", "failure", "timeout", "error"):
-            raise EdgeImpulseJobFailed(f"Unexpected trigger event {event!r}; failing closed")
+        checked_event(event, self.task_id, error=EdgeImpulseJobFailed)
         self._job_id = event.get("job_id")
         outcome = event.get("outcome") or {}
         for line in outcome.get("log_tail") or []:

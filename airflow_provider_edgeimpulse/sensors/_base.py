@@ -16,13 +16,10 @@ from airflow.providers.common.compat.sdk import (
     BaseSensorOperator,
 )
 
+from airflow_provider_edgeimpulse import trigger_events
+
 if TYPE_CHECKING:
     from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
-
-EVENT_STATUSES = ("success", "failure", "timeout", "error")
-# What a trigger sends instead of a dict when it ended the task itself (TaskSuccessEvent); runners that resume
-# the task anyway (dag.test) hand it to execute_complete.
-TASK_SUCCESS = "success"
 
 
 class EdgeImpulseBaseSensor(BaseSensorOperator):
@@ -76,9 +73,7 @@ class EdgeImpulseBaseSensor(BaseSensorOperator):
         Fail closed: anything that is not one of our events fails the task rather than passing it.
         ``failure`` is final (the remote outcome cannot change, so no retry); ``error`` may be retried.
         """
-        if not isinstance(event, dict) or event.get("status") not in EVENT_STATUSES:
-            raise AirflowException(f"{self.task_id}: unexpected trigger event {event!r}; failing closed")
-        status = event["status"]
+        status = trigger_events.checked_event(event, self.task_id)["status"]
         message = str(event.get("message") or f"the trigger reported {status}")
         if status == "failure":
             raise AirflowFailException(message)

@@ -18,11 +18,11 @@ from airflow_provider_edgeimpulse.jobs.waiter import (
     DEFAULT_SAFETY_INTERVAL_S,
 )
 from airflow_provider_edgeimpulse.sensors._base import (
-    TASK_SUCCESS,
     EdgeImpulseBaseSensor,
     positive_int,
     positive_seconds,
 )
+from airflow_provider_edgeimpulse.trigger_events import TASK_SUCCESS
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context

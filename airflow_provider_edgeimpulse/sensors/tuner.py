@@ -14,12 +14,12 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_edgeimpulse.jobs import tuner
 from airflow_provider_edgeimpulse.sensors._base import (
-    TASK_SUCCESS,
     EdgeImpulseBaseSensor,
     is_template,
     positive_int,
     positive_seconds,
 )
+from airflow_provider_edgeimpulse.trigger_events import TASK_SUCCESS
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
