@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import AirflowException, BaseOperator, ResumableJobMixin, conf
 
 from airflow_provider_edgeimpulse import validation as _params
-from airflow_provider_edgeimpulse.jobs.blocking import wait_for_job_blocking
+from airflow_provider_edgeimpulse.jobs.blocking import finished_job_outcome, wait_for_job_blocking
 from airflow_provider_edgeimpulse.jobs.waiter import (
     DEFAULT_LOG_TAIL,
     DEFAULT_POLL_INTERVAL_S,
@@ -298,21 +298,7 @@ class EdgeImpulseRunJobOperator(ResumableJobMixin, BaseOperator):
         job = job or hook.get_job_status(job_id)
         if not job.get("finished"):
             raise EdgeImpulseJobFailed(f"Edge Impulse job {job_id} has not finished yet")
-        success = job.get("finishedSuccessful") is True
-        tail: list[str] = []
-        try:
-            tail = hook.get_job_stdout_lines(job_id, limit=self.log_tail)
-        except Exception as err:
-            self.log.warning("Could not read the log of Edge Impulse job %s: %s", job_id, err)
-        return {
-            "job_id": job_id,
-            "project_id": hook.project_id,
-            "status": "success" if success else "failure",
-            "success": success,
-            "finished": job.get("finished"),
-            "log_tail": tail,
-            "job": job,
-        }
+        return finished_job_outcome(hook, job_id, job, log_tail=self.log_tail, log=self.log)
 
     def _complete(self, hook: EdgeImpulseHook, outcome: dict[str, Any], context: Context) -> Any:
         job_id = outcome.get("job_id")

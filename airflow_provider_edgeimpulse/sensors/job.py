@@ -12,6 +12,7 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
+from airflow_provider_edgeimpulse.jobs.blocking import finished_job_outcome
 from airflow_provider_edgeimpulse.jobs.waiter import (
     DEFAULT_LOG_TAIL,
     DEFAULT_POLL_INTERVAL_S,
@@ -138,21 +139,7 @@ class EdgeImpulseJobSensor(EdgeImpulseBaseSensor):
 
     def _outcome(self, job_id: int, job: dict[str, Any]) -> dict[str, Any]:
         """The result of a finished job, shaped as the trigger's outcome so that XCom is the same in every mode."""
-        success = job.get("finishedSuccessful") is True
-        tail: list[str] = []
-        try:
-            tail = self.hook.get_job_stdout_lines(job_id, limit=self.log_tail)
-        except Exception as err:  # the outcome stands without its log; say why it is missing
-            self.log.warning("Could not read the log of Edge Impulse job %s: %s", job_id, err)
-        return {
-            "job_id": job_id,
-            "project_id": self.hook.project_id,
-            "status": "success" if success else "failure",
-            "success": success,
-            "finished": job.get("finished"),
-            "log_tail": tail,
-            "job": job,
-        }
+        return finished_job_outcome(self.hook, job_id, job, log_tail=self.log_tail, log=self.log)
 
     @staticmethod
     def _settle(outcome: dict[str, Any]) -> dict[str, Any]:
