@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 # The most of one log line relayed to Airflow (task log, log tail, XCom, exception texts). A job can print a line
 # of many megabytes (a tensor dumped in full); relaying it whole would bloat the task log, the trigger event and
 # the metadata database, so the rest is cut and its size said instead.
 MAX_LOG_LINE_CHARS = 8192
+# How many of a failed job's last log lines its error message quotes: enough to see why, short enough to read.
+ERROR_TAIL_LINES = 20
 
 
 def bound_line(line: str, limit: int = MAX_LOG_LINE_CHARS) -> str:
@@ -15,6 +18,11 @@ def bound_line(line: str, limit: int = MAX_LOG_LINE_CHARS) -> str:
     if len(line) <= limit:
         return line
     return f"{line[:limit]} ... [{len(line) - limit} more characters not shown]"
+
+
+def quoted_tail(lines: Sequence[str]) -> str:
+    """The last ``ERROR_TAIL_LINES`` of a job's log as an error message quotes them; ``<no log>`` if none."""
+    return "\n".join(list(lines)[-ERROR_TAIL_LINES:]) or "<no log>"
 
 
 def stdout_lines(data: dict[str, Any]) -> list[str]:

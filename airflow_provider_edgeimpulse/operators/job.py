@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import AirflowException, BaseOperator, ResumableJobMixin, conf
 
 from airflow_provider_edgeimpulse import validation as _params
+from airflow_provider_edgeimpulse.hooks.job_log import quoted_tail
 from airflow_provider_edgeimpulse.jobs.blocking import finished_job_outcome, wait_for_job_blocking
 from airflow_provider_edgeimpulse.jobs.waiter import (
     DEFAULT_LOG_TAIL,
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
 
 JOB_ID_XCOM_KEY = "job_id"
-_ERROR_TAIL_LINES = 20
 
 
 class EdgeImpulseJobFailed(AirflowException):
@@ -304,8 +304,8 @@ class EdgeImpulseRunJobOperator(ResumableJobMixin, BaseOperator):
         job_id = outcome.get("job_id")
         resume.forget(context)
         if not outcome.get("success"):
-            tail = "\n".join((outcome.get("log_tail") or [])[-_ERROR_TAIL_LINES:])
-            raise EdgeImpulseJobFailed(f"Edge Impulse job {job_id} failed. Last log lines:\n{tail or '<no log>'}")
+            tail = quoted_tail(outcome.get("log_tail") or [])
+            raise EdgeImpulseJobFailed(f"Edge Impulse job {job_id} failed. Last log lines:\n{tail}")
         return self.job_result(hook, outcome, context)
 
     def _cancel(self, hook: EdgeImpulseHook, job_id: int, *, reason: str) -> None:

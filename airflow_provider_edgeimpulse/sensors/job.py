@@ -12,6 +12,7 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
+from airflow_provider_edgeimpulse.hooks.job_log import quoted_tail
 from airflow_provider_edgeimpulse.jobs.blocking import finished_job_outcome
 from airflow_provider_edgeimpulse.jobs.waiter import (
     DEFAULT_LOG_TAIL,
@@ -27,8 +28,6 @@ from airflow_provider_edgeimpulse.trigger_events import TASK_SUCCESS
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
-
-_ERROR_TAIL_LINES = 20
 
 
 class EdgeImpulseJobSensor(EdgeImpulseBaseSensor):
@@ -149,5 +148,4 @@ class EdgeImpulseJobSensor(EdgeImpulseBaseSensor):
 
 
 def _failure_message(job_id: Any, tail: list[str]) -> str:
-    text = "\n".join(tail[-_ERROR_TAIL_LINES:]) or "<no log>"
-    return f"Edge Impulse job {job_id} finished unsuccessfully. Last log lines:\n{text}"
+    return f"Edge Impulse job {job_id} finished unsuccessfully. Last log lines:\n{quoted_tail(tail)}"

@@ -12,6 +12,7 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
+from airflow_provider_edgeimpulse.hooks.job_log import ERROR_TAIL_LINES, quoted_tail
 from airflow_provider_edgeimpulse.jobs import tuner
 from airflow_provider_edgeimpulse.sensors._base import (
     EdgeImpulseBaseSensor,
@@ -23,8 +24,6 @@ from airflow_provider_edgeimpulse.trigger_events import TASK_SUCCESS
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
-
-_ERROR_TAIL_LINES = 20
 
 
 class EONTunerStateSensor(EdgeImpulseBaseSensor):
@@ -162,11 +161,11 @@ class EONTunerStateSensor(EdgeImpulseBaseSensor):
 
     def _log_tail(self, run_id: int) -> str:
         try:
-            lines = self.hook.get_job_stdout_lines(run_id, limit=_ERROR_TAIL_LINES)
+            lines = self.hook.get_job_stdout_lines(run_id, limit=ERROR_TAIL_LINES)
         except Exception as err:  # the failure stands without its log; say why it is missing
             self.log.warning("Could not read the log of EON Tuner run %s: %s", run_id, err)
             return ""
-        return "\nLast log lines:\n" + ("\n".join(lines) or "<no log>")
+        return "\nLast log lines:\n" + quoted_tail(lines)
 
     def _log_best(self, summary: dict[str, Any]) -> None:
         best = summary.get("best_trial")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_edgeimpulse.hooks.job_log import ERROR_TAIL_LINES, quoted_tail
 from airflow_provider_edgeimpulse.jobs import tuner
 
 if TYPE_CHECKING:
@@ -31,7 +32,6 @@ CANCEL_BOUND_S = 20.0
 _CONFIRM_DELAYS_S = (0.2, 0.5, 1.0, 2.0)
 # Reads and closes after the wait itself (deadline reached, socket released) get their own, short bound.
 _AFTERWARDS_BOUND_S = 15.0
-_ERROR_TAIL_LINES = 20
 # Log lines remembered to recognise the replay after a reconnect; past this, a long log may repeat after one.
 _SEEN_CAP = 5000
 
@@ -204,11 +204,11 @@ class EONTunerStateTrigger(BaseTrigger):
         message = f"EON Tuner run {run_id} failed: {failure}"
         try:
             async with asyncio.timeout(_AFTERWARDS_BOUND_S):
-                tail = await client.get_job_stdout(self.project_id, run_id, limit=_ERROR_TAIL_LINES)
+                tail = await client.get_job_stdout(self.project_id, run_id, limit=ERROR_TAIL_LINES)
         except Exception as err:  # the failure stands without its log; say why it is missing
             self.log.warning("Could not read the log of EON Tuner run %s: %s", run_id, err)
         else:
-            message += "\nLast log lines:\n" + ("\n".join(tail[-_ERROR_TAIL_LINES:]) or "<no log>")
+            message += "\nLast log lines:\n" + quoted_tail(tail)
         return self._event("failure", message)
 
     def _event(self, status: str, message: str) -> dict[str, Any]:

@@ -29,3 +29,11 @@ def test_hook_log_tail_is_oldest_first(edgeimpulse_emulator):
     lines = hook.get_job_stdout_lines(job_id, limit=5)
     assert lines[-1] == "Job failed (see above)"
     assert outcome["log_tail"][-1] == "Job failed (see above)"
+
+
+def test_an_error_quotes_the_last_lines_of_the_log_once_cut():
+    from airflow_provider_edgeimpulse.hooks.job_log import ERROR_TAIL_LINES, quoted_tail
+
+    lines = [f"line {n}" for n in range(ERROR_TAIL_LINES + 5)]
+    assert quoted_tail(lines).splitlines() == lines[-ERROR_TAIL_LINES:]
+    assert quoted_tail([]) == "<no log>"
