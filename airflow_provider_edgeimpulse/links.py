@@ -6,16 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperatorLink, XCom
 
+# Importable from here, where it was first defined.
+from airflow_provider_edgeimpulse.studio import studio_job_url as studio_job_url
+
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import TaskInstanceKey
 
 STUDIO_URL_XCOM_KEY = "studio_url"
-
-
-def studio_job_url(studio_url: str, project_id: int, job_id: int, *, tuner: bool = False) -> str:
-    if tuner:
-        return f"{studio_url}/studio/{project_id}/tuner/{job_id}"
-    return f"{studio_url}/studio/{project_id}/jobs/{job_id}"
 
 
 class EdgeImpulseStudioLink(BaseOperatorLink):

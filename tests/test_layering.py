@@ -27,6 +27,7 @@ LAYER_OF_PART = {
     "validation": GROUND,
     "compat": GROUND,
     "trigger_events": GROUND,
+    "studio": GROUND,
     "get_provider_info": GROUND,
     "socketio_codec": GROUND,
     "links": GROUND,  # the Studio URLs and the operators' Studio button: nothing of the package below it

@@ -38,10 +38,10 @@ from airflow_provider_edgeimpulse.hooks.download import (
 from airflow_provider_edgeimpulse.hooks.job_log import stdout_lines
 from airflow_provider_edgeimpulse.hooks.masking import mask_secrets
 from airflow_provider_edgeimpulse.hooks.policy import DEFAULT_RETRY_POLICY, RetryPolicy
+from airflow_provider_edgeimpulse.studio import DEFAULT_CONN_ID, UPLOAD_CATEGORIES
 from airflow_provider_edgeimpulse.validation import label_text
 from airflow_provider_edgeimpulse.validation import shown as shown_value
 
-UPLOAD_CATEGORIES = ("training", "testing", "anomaly", "split")
 UPLOAD_BATCH_SIZE = 1000  # files per ingestion request (the service's limit)
 UPLOAD_MAX_FILE_BYTES = 100 * 1024 * 1024  # per file (the service's limit)
 # test_connection answers a person waiting in the UI: two quick tries, not the task-time budget.
@@ -85,7 +85,7 @@ class EdgeImpulseHook(BaseHook):
     """
 
     conn_name_attr = "edgeimpulse_conn_id"
-    default_conn_name = "edgeimpulse_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "edgeimpulse"
     hook_name = "Edge Impulse"
 

@@ -27,11 +27,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from airflow_provider_edgeimpulse.studio import MODEL_VARIANTS
+
 TRIAL_STATUSES = ("pending", "running", "completed", "failed")
 OTHER = "other"
 MODES = ("max", "min")
 SPLITS = ("validation", "test", "train")
-KNOWN_VARIANTS = ("float32", "int8", "akida")
+KNOWN_VARIANTS = MODEL_VARIANTS
 
 METRIC_ALIASES: dict[str, str] = {
     "accuracy": "validation.accuracy",

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_edgeimpulse import validation
+from airflow_provider_edgeimpulse.studio import SAMPLE_CATEGORIES
 
-# The categories GET raw-data and raw-data/count filter on (RawDataFilterCategory of edgeimpulse-api 1.96).
-# The older OpenAPI file says "anomaly" where the newer client says "post-processing".
-CATEGORIES = ("training", "testing", "validation", "post-processing", "all")
+# The categories GET raw-data and raw-data/count filter on.
+CATEGORIES = (*SAMPLE_CATEGORIES, "all")
 WATERMARK_KEY_PREFIX = "edgeimpulse_new_samples"
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _MAX_KEY_CHARS = 250  # the length of Airflow's variable.key column

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_edgeimpulse.links import STUDIO_URL_XCOM_KEY, EdgeImpulseStudioLink
+from airflow_provider_edgeimpulse.studio import DEFAULT_CONN_ID, studio_page_url
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -29,7 +30,7 @@ class EdgeImpulseBaseOperator(BaseOperator):
     def __init__(
         self,
         *,
-        edgeimpulse_conn_id: str = "edgeimpulse_default",
+        edgeimpulse_conn_id: str = DEFAULT_CONN_ID,
         project_id: int | str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -47,6 +48,6 @@ class EdgeImpulseBaseOperator(BaseOperator):
     def push_studio_url(self, context: Context, page: str) -> str:
         """XCom the Studio page the task worked on, for the "Edge Impulse Studio" button."""
         hook = self.hook
-        url = f"{hook.studio_url}/studio/{hook.project_id}/{page}"
+        url = studio_page_url(hook.studio_url, hook.project_id, page)
         context["ti"].xcom_push(key=STUDIO_URL_XCOM_KEY, value=url)
         return url

@@ -15,14 +15,13 @@ from airflow_provider_edgeimpulse.operators import resume
 from airflow_provider_edgeimpulse.operators._base import EdgeImpulseBaseOperator
 from airflow_provider_edgeimpulse.operators._globs import glob_files
 from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator
+from airflow_provider_edgeimpulse.studio import SAMPLE_CATEGORIES, UPLOAD_CATEGORIES, studio_page_url
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
 
-SAMPLE_CATEGORIES = ("training", "testing", "validation", "post-processing")
-UPLOAD_CATEGORIES = ("training", "testing", "anomaly", "split")
 EDIT_XCOM_KEY = "batch_edit"
 UPLOAD_XCOM_KEY = "upload_result"
 _SHOWN_ERRORS = 10
@@ -180,7 +179,7 @@ class EdgeImpulseBatchEditLabelsOperator(EdgeImpulseRunJobOperator):
             return super().poll_until_complete(external_id, context)
         hook = self.hook
         category = (self._edit or {}).get("category", "training")
-        url = f"{hook.studio_url}/studio/{hook.project_id}/acquisition/{category}"
+        url = studio_page_url(hook.studio_url, hook.project_id, f"acquisition/{category}")
         context["ti"].xcom_push(key=STUDIO_URL_XCOM_KEY, value=url)
         self._result_value = self._result(None, "success")
         self.log.info("Edge Impulse relabelled the samples at once (no job)")

@@ -11,13 +11,12 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_edgeimpulse import validation as _params
 from airflow_provider_edgeimpulse.hooks.download import DEFAULT_DOWNLOAD_TIMEOUT_S, download_timeout_seconds
 from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator
+from airflow_provider_edgeimpulse.studio import MODEL_VARIANTS as MODEL_TYPES
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
-
-MODEL_TYPES = ("int8", "float32", "akida")
 
 
 @dataclass(frozen=True)

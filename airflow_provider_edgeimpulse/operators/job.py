@@ -23,8 +23,9 @@ from airflow_provider_edgeimpulse.jobs.waiter import (
     DEFAULT_SAFETY_INTERVAL_S,
     WaitSettings,
 )
-from airflow_provider_edgeimpulse.links import STUDIO_URL_XCOM_KEY, EdgeImpulseStudioLink, studio_job_url
+from airflow_provider_edgeimpulse.links import STUDIO_URL_XCOM_KEY, EdgeImpulseStudioLink
 from airflow_provider_edgeimpulse.operators import resume
+from airflow_provider_edgeimpulse.studio import DEFAULT_CONN_ID, studio_job_url
 from airflow_provider_edgeimpulse.trigger_events import TASK_SUCCESS, checked_event
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ class EdgeImpulseRunJobOperator(ResumableJobMixin, BaseOperator):
         job_path: str | None = None,
         job_query: dict[str, Any] | None = None,
         job_body: dict[str, Any] | None = None,
-        edgeimpulse_conn_id: str = "edgeimpulse_default",
+        edgeimpulse_conn_id: str = DEFAULT_CONN_ID,
         project_id: int | str | None = None,
         wait_for_completion: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),

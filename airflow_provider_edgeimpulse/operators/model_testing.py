@@ -9,14 +9,13 @@ from airflow.providers.common.compat.sdk import AirflowException
 
 from airflow_provider_edgeimpulse import validation as _params
 from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator
+from airflow_provider_edgeimpulse.studio import MODEL_VARIANTS, SAMPLE_CATEGORIES
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
 
-SAMPLE_CATEGORIES = ("training", "testing", "validation", "post-processing")
-MODEL_VARIANTS = ("int8", "float32", "akida")
 # accuracy block key -> result key; Studio sets only the scores that fit the project's kind of model.
 _SCORES = {
     "accuracyScore": "accuracy",

@@ -17,6 +17,7 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_edgeimpulse import trigger_events
+from airflow_provider_edgeimpulse.studio import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
@@ -35,7 +36,7 @@ class EdgeImpulseBaseSensor(BaseSensorOperator):
     def __init__(
         self,
         *,
-        edgeimpulse_conn_id: str = "edgeimpulse_default",
+        edgeimpulse_conn_id: str = DEFAULT_CONN_ID,
         project_id: int | str | None = None,
         **kwargs: Any,
     ) -> None:

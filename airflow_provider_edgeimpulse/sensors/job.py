@@ -24,6 +24,7 @@ from airflow_provider_edgeimpulse.sensors._base import (
     positive_int,
     positive_seconds,
 )
+from airflow_provider_edgeimpulse.studio import DEFAULT_CONN_ID
 from airflow_provider_edgeimpulse.trigger_events import TASK_SUCCESS
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ class EdgeImpulseJobSensor(EdgeImpulseBaseSensor):
         self,
         *,
         job_id: int | str,
-        edgeimpulse_conn_id: str = "edgeimpulse_default",
+        edgeimpulse_conn_id: str = DEFAULT_CONN_ID,
         project_id: int | str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         safety_interval: float = DEFAULT_SAFETY_INTERVAL_S,

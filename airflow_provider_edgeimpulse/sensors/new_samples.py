@@ -33,6 +33,7 @@ from airflow_provider_edgeimpulse.new_samples.watch import (
     result_payload,
 )
 from airflow_provider_edgeimpulse.sensors._base import check_sensor_timing
+from airflow_provider_edgeimpulse.studio import DEFAULT_CONN_ID
 from airflow_provider_edgeimpulse.trigger_events import EVENT_STATUSES, TASK_SUCCESS, checked_event
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ class EdgeImpulseNewSamplesSensor(BaseSensorOperator):
     def __init__(
         self,
         *,
-        edgeimpulse_conn_id: str = "edgeimpulse_default",
+        edgeimpulse_conn_id: str = DEFAULT_CONN_ID,
         project_id: int | str | None = None,
         category: str = "training",
         labels: Sequence[str] | str | None = None,

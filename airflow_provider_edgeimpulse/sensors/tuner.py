@@ -20,6 +20,7 @@ from airflow_provider_edgeimpulse.sensors._base import (
     positive_int,
     positive_seconds,
 )
+from airflow_provider_edgeimpulse.studio import DEFAULT_CONN_ID
 from airflow_provider_edgeimpulse.trigger_events import TASK_SUCCESS
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ class EONTunerStateSensor(EdgeImpulseBaseSensor):
         tuner_coordinator_job_id: int | str,
         metric: str = "accuracy",
         metric_mode: str | None = None,
-        edgeimpulse_conn_id: str = "edgeimpulse_default",
+        edgeimpulse_conn_id: str = DEFAULT_CONN_ID,
         project_id: int | str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         state_poll_interval: float = 60.0,

@@ -22,6 +22,7 @@ from airflow_provider_edgeimpulse.jobs.waiter import (
     WaitSettings,
     wait_for_job,
 )
+from airflow_provider_edgeimpulse.studio import DEFAULT_CONN_ID
 
 CANCEL_BOUND_S = 20.0
 
@@ -41,7 +42,7 @@ class EdgeImpulseJobTrigger(BaseTrigger):
         *,
         job_id: int,
         project_id: int,
-        edgeimpulse_conn_id: str = "edgeimpulse_default",
+        edgeimpulse_conn_id: str = DEFAULT_CONN_ID,
         deadline: float | None = None,
         safety_interval: float = DEFAULT_SAFETY_INTERVAL_S,
         poll_interval: float = DEFAULT_POLL_INTERVAL_S,

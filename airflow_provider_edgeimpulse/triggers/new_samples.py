@@ -32,6 +32,7 @@ from airflow_provider_edgeimpulse.new_samples.query import (
     parse_start_after,
 )
 from airflow_provider_edgeimpulse.new_samples.watch import WatchSpec, result_payload
+from airflow_provider_edgeimpulse.studio import DEFAULT_CONN_ID
 
 DEFAULT_POLL_INTERVAL_S = 60.0
 
@@ -89,7 +90,7 @@ class EdgeImpulseNewSamplesTrigger(BaseEventTrigger):
     def __init__(
         self,
         *,
-        edgeimpulse_conn_id: str = "edgeimpulse_default",
+        edgeimpulse_conn_id: str = DEFAULT_CONN_ID,
         project_id: int | None = None,
         category: str = "training",
         labels: list[str] | None = None,
@@ -196,7 +197,7 @@ class EdgeImpulseNewSamplesSensorTrigger(BaseTrigger):
         project_id: int,
         after_id: int,
         watermark_key: str,
-        edgeimpulse_conn_id: str = "edgeimpulse_default",
+        edgeimpulse_conn_id: str = DEFAULT_CONN_ID,
         category: str = "training",
         labels: list[str] | None = None,
         filename: str | None = None,

@@ -19,6 +19,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_edgeimpulse.hooks.job_log import ERROR_TAIL_LINES, quoted_tail
 from airflow_provider_edgeimpulse.jobs import tuner
+from airflow_provider_edgeimpulse.studio import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from airflow_provider_edgeimpulse.hooks.async_client import AsyncEdgeImpulseClient
@@ -55,7 +56,7 @@ class EONTunerStateTrigger(BaseTrigger):
         *,
         project_id: int,
         tuner_coordinator_job_id: int,
-        edgeimpulse_conn_id: str = "edgeimpulse_default",
+        edgeimpulse_conn_id: str = DEFAULT_CONN_ID,
         deadline: float | None = None,
         poll_interval: float = DEFAULT_STATE_POLL_INTERVAL_S,
         metric: str = "accuracy",

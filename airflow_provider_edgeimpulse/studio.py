@@ -1,0 +1,27 @@
+"""
+Edge Impulse Studio's names that every layer uses: the default connection, sample categories, model variants,
+and the addresses of Studio pages. Ground floor: imports nothing, so a DAG file that imports a sensor does not
+pull in the hook for a constant.
+"""
+
+from __future__ import annotations
+
+DEFAULT_CONN_ID = "edgeimpulse_default"
+
+# The categories samples are kept in (RawDataFilterCategory of edgeimpulse-api 1.96). The older OpenAPI file
+# says "anomaly" where the newer client says "post-processing".
+SAMPLE_CATEGORIES = ("training", "testing", "validation", "post-processing")
+# Where the ingestion service files an upload ("split": 80/20 between training and testing).
+UPLOAD_CATEGORIES = ("training", "testing", "anomaly", "split")
+# The variants a trained model is built, tested and deployed in (Studio's modelType / model variant names).
+MODEL_VARIANTS = ("int8", "float32", "akida")
+
+
+def studio_page_url(studio_url: str, project_id: int, page: str) -> str:
+    """The Studio page ``page`` (e.g. ``"acquisition/training"``) of a project."""
+    return f"{studio_url}/studio/{project_id}/{page}"
+
+
+def studio_job_url(studio_url: str, project_id: int, job_id: int, *, tuner: bool = False) -> str:
+    """The Studio page of a job, or of an EON Tuner run (``tuner``)."""
+    return studio_page_url(studio_url, project_id, f"tuner/{job_id}" if tuner else f"jobs/{job_id}")
