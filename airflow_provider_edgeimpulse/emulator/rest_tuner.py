@@ -14,6 +14,7 @@ from airflow_provider_edgeimpulse.emulator.tuner import DEFAULT_CONFIG, Trial, T
 from airflow_provider_edgeimpulse.emulator.web_util import json_body, ok, path_int, state_of
 
 ALGORITHMS = ("random", "hyperband", "bayesian", "custom")
+PRECISIONS = ("float32", "int8")
 
 
 def _validate(body: dict[str, Any]) -> dict[str, Any]:
@@ -26,6 +27,9 @@ def _validate(body: dict[str, Any]) -> dict[str, Any]:
     algorithm = body.get("tuningAlgorithm")
     if algorithm is not None and algorithm not in ALGORITHMS:
         raise bad_request(f"Invalid 'tuningAlgorithm' {algorithm!r}, expected one of {', '.join(ALGORITHMS)}")
+    precision = body.get("optimizationPrecision")
+    if precision is not None and precision not in PRECISIONS:
+        raise bad_request(f"Invalid 'optimizationPrecision' {precision!r}, expected one of {', '.join(PRECISIONS)}")
     for key in ("tuningMaxTrials", "tuningWorkers", "trainingCycles"):
         value = body.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

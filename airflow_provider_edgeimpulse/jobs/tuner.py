@@ -2,24 +2,31 @@
 Reading an EON Tuner state (``GET /api/{projectId}/optimize/{tunerCoordinatorJobId}/state``).
 
 Is the run over, did it fail, which trial is best, and a compact JSON summary for XCom. The sensor (on a worker)
-and the trigger (in the triggerer) both summarise with :func:`summarize`, so the XCom is the same in every mode.
-No Airflow import here: DAG files, workers and the triggerer all load it cheaply.
+and the trigger (in the triggerer) both summarise with :func:`summarize`, and ``EONTunerStateSensor`` and
+``EdgeImpulseSetTunerPrimaryOperator(trial_id="best")`` both choose with :func:`best_trial`, so a DAG that hands the
+sensor's best trial to the operator adopts that very trial. No Airflow import here: DAG files, workers and the
+triggerer all load it cheaply.
 
 Enums are read permissively: Studio may add trial statuses, and an unknown one must never crash a wait.
 
-What "best" means: a *metric*, one of
+The choice takes three parameters, named alike on the sensor, its trigger and the operator:
 
-- a short name: ``accuracy`` / ``loss`` (validation set), ``test_accuracy`` / ``test_loss`` (test set),
-  ``latency`` / ``ram`` / ``rom`` (the trial's ``devicePerformance``);
-- a path into a trial's ``metrics``: ``<split>.<name>`` or ``<split>.<variant>.<name>``, e.g. ``test.accuracy``,
-  ``validation.loss``, ``validation.int8.accuracy`` (``metrics.`` in front is allowed);
-- any other dotted path from the trial's root, e.g. ``devicePerformance.latency``.
+- ``metric``: what "best" means, one of
+  - a short name: ``accuracy`` / ``loss`` (validation set), ``test_accuracy`` / ``test_loss`` (test set),
+    ``latency`` / ``ram`` / ``rom`` (the trial's ``devicePerformance``: ms, bytes, bytes);
+  - a path into a trial's ``metrics``: ``<split>.<name>`` or ``<split>.<variant>.<name>``, e.g. ``test.accuracy``,
+    ``validation.loss``, ``validation.int8.accuracy`` (``metrics.`` in front is allowed);
+  - any other dotted path from the trial's root, e.g. ``devicePerformance.latency``.
+- ``metric_mode``: ``max`` or ``min``; by default the metric's natural direction (by the path's last part:
+  ``max`` for accuracies, ``min`` for loss, latency and sizes); required for any other metric.
+- ``model_variant``: ``float32`` or ``int8`` (or ``akida``), whose figures count when the path names no variant;
+  by default the run's ``config.optimizationPrecision``, and without one ``float32``, else ``int8``, else the first
+  variant a trial has.
 
-Studio's ``TunerTrial.metrics`` is ``{test|train|validation: {float32|int8: KerasModelMetadataMetrics}}`` (scalars
-``loss`` and ``accuracy``, plus confusion matrix, report and on-device performance); the emulator reports
-``validation`` and ``test`` for ``float32`` and ``devicePerformance {latency (ms), ram, rom (bytes)}``. Without a
-variant in the path, the run's ``config.optimizationPrecision`` is used, else ``float32``, else ``int8``, else the
-first one a trial has.
+Only completed trials take part; the first one wins a tie; a value that is missing, not a number, or not finite
+(NaN, infinity) never wins. Studio's ``TunerTrial.metrics`` is ``{test|train|validation: {float32|int8:
+KerasModelMetadataMetrics}}`` (scalars ``loss`` and ``accuracy``, plus confusion matrix, report and on-device
+performance), with ``devicePerformance {latency, ram, rom}`` next to it.
 """
 
 from __future__ import annotations
@@ -160,6 +167,22 @@ def resolve_mode(metric: str, mode: str | None) -> str:
     return natural
 
 
+def check_variant(variant: Any) -> str | None:
+    """The model variant, stripped, or ``None`` for the run's own; a ``ValueError`` naming the choices."""
+    if variant is None:
+        return None
+    normalized = variant.strip() if isinstance(variant, str) else variant
+    if normalized not in KNOWN_VARIANTS:
+        raise ValueError(f"model_variant must be one of {list(KNOWN_VARIANTS)} or None, got {variant!r}")
+    return str(normalized)
+
+
+def check_choice(metric: Any, metric_mode: Any, model_variant: Any = None) -> tuple[str, str, str | None]:
+    """``(metric, mode, variant)`` checked and resolved: what every caller of :func:`best_trial` validates first."""
+    metric = check_metric(metric)
+    return metric, resolve_mode(metric, metric_mode), check_variant(model_variant)
+
+
 def metric_value(trial: dict[str, Any], metric: str, *, variant: str | None = None) -> float | None:
     """One trial's value of ``metric`` (see the module docstring), or ``None`` when it does not report it."""
     parts = METRIC_ALIASES.get(metric, metric).split(".")
@@ -191,17 +214,17 @@ def run_variant(state: dict[str, Any]) -> str | None:
 
 
 def best_trial(
-    state: dict[str, Any], metric: str = "accuracy", mode: str = "max", *, variant: str | None = None
+    state: dict[str, Any], metric: str = "accuracy", mode: str | None = "max", *, variant: str | None = None
 ) -> tuple[str, float]:
     """
     The completed trial with the highest (``max``) or lowest (``min``) ``metric``, and its value.
 
-    The first one wins a tie. ``variant`` (``float32``, ``int8``) picks the model variant whose metrics count;
-    by default the run's ``optimizationPrecision``. Raises ``ValueError`` saying why when there is no answer: a
-    bad metric or mode, no completed trial, or no completed trial reporting the metric.
+    The choice the module docstring describes. ``variant`` picks the model variant whose figures count (by default
+    the run's ``optimizationPrecision``). Raises ``ValueError`` saying why when there is no answer: a bad metric,
+    mode or variant, no completed trial, or no completed trial reporting the metric (naming the variants that have
+    figures when the chosen one has none).
     """
-    metric = check_metric(metric)
-    mode = resolve_mode(metric, mode)
+    metric, mode, variant = check_choice(metric, mode, variant)
     variant = variant or run_variant(state)
     trials = trials_of(state)
     completed = [t for t in trials if t.get("status") == "completed" and t.get("id") is not None]
@@ -209,14 +232,46 @@ def best_trial(
         raise ValueError(f"the EON Tuner run has no completed trial to choose from ({progress_line(state)})")
     scored = [(str(t["id"]), v) for t in completed if (v := metric_value(t, metric, variant=variant)) is not None]
     if not scored:
-        where = f" for model variant {variant!r}" if variant else ""
-        available = sorted(_paths(compact_metrics(completed[0])))
-        raise ValueError(
-            f"no completed EON Tuner trial reports the metric {metric!r}{where}; "
-            f"the first completed trial reports: {available or 'nothing'}"
-        )
+        raise ValueError(_unreported(completed, metric, variant))
     pick = max if mode == "max" else min
     return pick(scored, key=lambda item: item[1])
+
+
+def _unreported(completed: list[dict[str, Any]], metric: str, variant: str | None) -> str:
+    split = _split_of(metric)
+    if variant is not None and split is not None:
+        having = _variants_with_figures(completed, split)
+        if variant not in having:
+            name = METRIC_ALIASES.get(metric, metric).rsplit(".", 1)[-1]
+            suggestion = f"; choose one with model_variant, or in the path, e.g. '{split}.{having[0]}.{name}'"
+            return (
+                f"no completed EON Tuner trial has {split} figures for model variant {variant!r}; "
+                f"variants with {split} figures: {having or 'none'}{suggestion if having else ''}"
+            )
+    where = f" for model variant {variant!r}" if variant else ""
+    available = sorted(_paths(compact_metrics(completed[0])))
+    return (
+        f"no completed EON Tuner trial reports the metric {metric!r}{where}; "
+        f"the first completed trial reports: {available or 'nothing'}"
+    )
+
+
+def _split_of(metric: str) -> str | None:
+    """The split a metric reads (``validation``, ``test``, ``train``), or ``None`` for a path from the root."""
+    parts = METRIC_ALIASES.get(metric, metric).split(".")
+    if parts[0] == "metrics" and len(parts) > 2:
+        parts = parts[1:]
+    return parts[0] if parts[0] in SPLITS else None
+
+
+def _variants_with_figures(completed: list[dict[str, Any]], split: str) -> list[str]:
+    """The model variants with at least one number in ``split`` in some completed trial, in a stable order."""
+    found: dict[str, None] = {}
+    for trial in completed:
+        by_variant = compact_metrics(trial).get(split)
+        for name in by_variant if isinstance(by_variant, dict) else ():
+            found.setdefault(name, None)
+    return sorted(found, key=lambda v: (KNOWN_VARIANTS.index(v) if v in KNOWN_VARIANTS else len(KNOWN_VARIANTS), v))
 
 
 def compact_metrics(trial: dict[str, Any]) -> dict[str, Any]:
@@ -244,17 +299,16 @@ def compact_metrics(trial: dict[str, Any]) -> dict[str, Any]:
 # -- the summary ------------------------------------------------------------------------------------------------
 
 
-def summarize(state: dict[str, Any], metric: str, mode: str, *, variant: str | None = None) -> dict[str, Any]:
+def summarize(state: dict[str, Any], metric: str, mode: str | None, *, variant: str | None = None) -> dict[str, Any]:
     """
     The XCom of ``EONTunerStateSensor``: JSON-safe, compact, the same in every mode.
 
     ``{"tuner_coordinator_job_id", "tuner_job_id", "running", "run_status", "status_counts" (Studio's
     ``numCompletedTrials``...), "trial_counts" (``pending``, ``running``, ``completed``, ``failed``, ``other``),
-    "metric", "mode", "trials": [{"id", "name", "status", "value", "metrics"}], "best_trial": {"trial_id",
-    "value", "metric", "mode"} | None, "best_trial_error", "job_error"}``
+    "metric", "mode", "model_variant", "trials": [{"id", "name", "status", "value", "metrics"}], "best_trial":
+    {"trial_id", "value", "metric", "mode"} | None, "best_trial_error", "job_error"}``
     """
-    metric = check_metric(metric)
-    mode = resolve_mode(metric, mode)
+    metric, mode, variant = check_choice(metric, mode, variant)
     variant = variant or run_variant(state)
     raw_status = state.get("status")
     status_block: dict[str, Any] = raw_status if isinstance(raw_status, dict) else {}
@@ -275,6 +329,7 @@ def summarize(state: dict[str, Any], metric: str, mode: str, *, variant: str | N
         "trial_counts": trial_counts(state),
         "metric": metric,
         "mode": mode,
+        "model_variant": variant,
         "trials": [
             {
                 "id": _text(t.get("id")),

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+from airflow.exceptions import AirflowProviderDeprecationWarning
 
 from airflow_provider_edgeimpulse import validation as _params
 from airflow_provider_edgeimpulse.jobs import tuner
@@ -19,17 +22,6 @@ TUNING_ALGORITHMS = ("random", "hyperband", "bayesian", "custom")
 OPTIMIZATION_PRECISIONS = ("float32", "int8")
 BEST = "best"
 SELECTION_XCOM_KEY = "tuner_selection"
-
-# Named metrics: (natural direction, where to read it). Anything else is a dotted path into a trial.
-NAMED_METRICS: dict[str, str] = {
-    "accuracy": "max",  # metrics.validation.<variant>.accuracy
-    "test_accuracy": "max",  # metrics.test.<variant>.accuracy
-    "loss": "min",  # metrics.validation.<variant>.loss
-    "test_loss": "min",  # metrics.test.<variant>.loss
-    "latency": "min",  # devicePerformance.latency (ms)
-    "ram": "min",  # devicePerformance.ram (bytes)
-    "rom": "min",  # devicePerformance.rom (bytes)
-}
 
 
 class EdgeImpulseStartEONTunerOperator(EdgeImpulseRunJobOperator):
@@ -195,74 +187,13 @@ class EdgeImpulseStartEONTunerOperator(EdgeImpulseRunJobOperator):
         return int(outcome["job_id"])
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool) and value == value:
-        return float(value)
-    return None
-
-
-def _pick_variant(by_variant: Any, variant: str | None) -> dict[str, Any] | None:
-    if not isinstance(by_variant, dict) or not by_variant:
-        return None
-    if variant is not None:
-        entry = by_variant.get(variant)
-    else:
-        entry = by_variant.get("float32") or by_variant.get("int8") or next(iter(by_variant.values()))
-    return entry if isinstance(entry, dict) else None
-
-
-def _dotted(trial: dict[str, Any], path: str) -> Any:
-    value: Any = trial
-    for part in path.split("."):
-        if isinstance(value, dict):
-            value = value.get(part)
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return None
-    return value
-
-
-def trial_metric(trial: dict[str, Any], metric: str, variant: str | None) -> float | None:
-    """One trial's value of ``metric`` (a name of ``NAMED_METRICS`` or a dotted path), or ``None``."""
-    if metric in ("latency", "ram", "rom"):
-        performance = trial.get("devicePerformance")
-        return _number(performance.get(metric)) if isinstance(performance, dict) else None
-    if metric in NAMED_METRICS:
-        split = "test" if metric.startswith("test_") else "validation"
-        metrics = trial.get("metrics")
-        entry = _pick_variant(metrics.get(split) if isinstance(metrics, dict) else None, variant)
-        return _number(entry.get(metric.removeprefix("test_"))) if entry else None
-    return _number(_dotted(trial, metric))
-
-
-def select_trial(state: dict[str, Any], metric: str, mode: str, variant: str | None) -> tuple[str, float]:
-    """The completed trial with the best ``metric`` (the first one on a tie), with its value."""
-    trials = [t for t in state.get("trials") or [] if isinstance(t, dict)]
-    completed = [t for t in trials if t.get("status") == "completed" and t.get("id") is not None]
-    if not completed:
-        statuses: dict[str, int] = {}
-        for trial in trials:
-            statuses[str(trial.get("status"))] = statuses.get(str(trial.get("status")), 0) + 1
-        raise ValueError(f"The EON Tuner run has no completed trial to choose from (trials by status: {statuses})")
-    scored = [(str(t["id"]), value) for t in completed if (value := trial_metric(t, metric, variant)) is not None]
-    if not scored:
-        available = [name for name in NAMED_METRICS if trial_metric(completed[0], name, variant) is not None]
-        where = f" for model variant {variant!r}" if variant else ""
-        raise ValueError(
-            f"metric {metric!r}{where} is not reported by any completed trial; metrics available: {available} "
-            "(or a dotted path into a trial, e.g. 'metrics.validation.int8.accuracy')"
-        )
-    pick = max if mode == "max" else min
-    return pick(scored, key=lambda item: item[1])
-
-
 class EdgeImpulseSetTunerPrimaryOperator(EdgeImpulseRunJobOperator):
     """
     Make an EON Tuner trial the project's impulse: ``jobs/set-tuner-primary-job?trialId``.
 
-    With ``trial_id="best"`` the trial is chosen from the run ``tuner_coordinator_job_id``: among its
-    completed trials, the one with the highest (``mode="max"``) or lowest (``mode="min"``) ``metric``.
+    With ``trial_id="best"`` the trial is chosen from the run ``tuner_coordinator_job_id`` the way
+    ``EONTunerStateSensor`` chooses its ``best_trial`` (one function, :func:`jobs.tuner.best_trial`): among its
+    completed trials, the one with the highest (``metric_mode="max"``) or lowest (``"min"``) ``metric``.
     Everything is decided before the job starts: no completed trial, an unknown metric or a run still
     searching (unless ``require_finished=False``) fails the task without starting anything.
 
@@ -270,11 +201,12 @@ class EdgeImpulseSetTunerPrimaryOperator(EdgeImpulseRunJobOperator):
     :param tuner_coordinator_job_id: the EON Tuner run (its coordinator job id); needed for ``"best"``;
         with an explicit ``trial_id`` it is used to check that the trial exists and completed. Templated.
     :param metric: what "best" means: ``accuracy`` (validation set), ``test_accuracy``, ``loss``,
-        ``test_loss``, ``latency``, ``ram``, ``rom``, or a dotted path into a trial of the tuner state
-        (e.g. ``metrics.validation.int8.accuracy``). Templated.
-    :param mode: ``max`` or ``min``; for a named metric its natural direction when omitted (accuracies
-        ``max``, the rest ``min``); required for a dotted path. Templated.
-    :param model_variant: the model variant whose metrics count (``float32``, ``int8``); the run's
+        ``test_loss``, ``latency``, ``ram``, ``rom``, or a path such as ``test.accuracy`` or
+        ``validation.int8.accuracy`` (the vocabulary is described in ``jobs/tuner.py``). Templated.
+    :param metric_mode: ``max`` or ``min``; by default the metric's natural direction (accuracies ``max``,
+        loss, latency and sizes ``min``); required for other paths. Templated. ``mode`` is its old name, still
+        accepted with a deprecation warning.
+    :param model_variant: the model variant whose figures count (``float32``, ``int8``); the run's
         ``optimizationPrecision`` when omitted. Templated.
     :param impulse_name: the name of the impulse made from the trial. Templated.
     :param require_finished: refuse to choose while the search is still running. Templated.
@@ -292,7 +224,7 @@ class EdgeImpulseSetTunerPrimaryOperator(EdgeImpulseRunJobOperator):
         "trial_id",
         "tuner_coordinator_job_id",
         "metric",
-        "mode",
+        "metric_mode",
         "model_variant",
         "impulse_name",
         "require_finished",
@@ -305,17 +237,28 @@ class EdgeImpulseSetTunerPrimaryOperator(EdgeImpulseRunJobOperator):
         trial_id: str,
         tuner_coordinator_job_id: int | str | None = None,
         metric: str = "accuracy",
-        mode: str | None = None,
+        metric_mode: str | None = None,
         model_variant: str | None = None,
         impulse_name: str | None = None,
         require_finished: bool | str = True,
+        mode: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if mode is not None:
+            warnings.warn(
+                "EdgeImpulseSetTunerPrimaryOperator(mode=...) is deprecated; use metric_mode=..., "
+                "the name EONTunerStateSensor uses too",
+                AirflowProviderDeprecationWarning,
+                stacklevel=2,
+            )
+            if metric_mode is not None and metric_mode != mode:
+                raise ValueError(f"metric_mode={metric_mode!r} and its old name mode={mode!r} disagree; give one")
+            metric_mode = mode
         self.trial_id = trial_id
         self.tuner_coordinator_job_id = tuner_coordinator_job_id
         self.metric = metric
-        self.mode = mode
+        self.metric_mode = metric_mode
         self.model_variant = model_variant
         self.impulse_name = impulse_name
         self.require_finished = require_finished
@@ -324,20 +267,9 @@ class EdgeImpulseSetTunerPrimaryOperator(EdgeImpulseRunJobOperator):
     def _choose(self, hook: EdgeImpulseHook) -> dict[str, Any]:
         trial_id = _params.required_str("trial_id", None if self.trial_id is None else str(self.trial_id))
         run_id = _params.optional_int("tuner_coordinator_job_id", self.tuner_coordinator_job_id, minimum=1)
-        metric = _params.required_str("metric", self.metric)
-        mode = _params.optional_str("mode", self.mode, choices=("max", "min"))
-        variant = _params.optional_str("model_variant", self.model_variant)
+        metric, mode, variant = tuner.check_choice(self.metric, self.metric_mode, self.model_variant)
         require_finished = _params.required_bool("require_finished", self.require_finished)
         _params.optional_str("impulse_name", self.impulse_name)
-        if metric not in NAMED_METRICS and "." not in metric:
-            raise ValueError(
-                f"metric {metric!r} is unknown; use one of {list(NAMED_METRICS)} or a dotted path into a trial "
-                "(e.g. 'metrics.validation.int8.accuracy')"
-            )
-        if mode is None:
-            if metric not in NAMED_METRICS:
-                raise ValueError(f"mode ('max' or 'min') is required with the metric path {metric!r}")
-            mode = NAMED_METRICS[metric]
         is_best = trial_id.lower() == BEST
         if is_best and run_id is None:
             raise ValueError("trial_id='best' needs tuner_coordinator_job_id (the EON Tuner run to choose from)")
@@ -345,9 +277,6 @@ class EdgeImpulseSetTunerPrimaryOperator(EdgeImpulseRunJobOperator):
             return {"trial_id": trial_id, "metric": None, "value": None}
 
         state = hook.get_tuner_state(run_id)
-        raw_config = state.get("config")
-        config: dict[str, Any] = raw_config if isinstance(raw_config, dict) else {}
-        variant = variant or config.get("optimizationPrecision") or None
         if not is_best:
             # trials_of skips what is not a trial object: a malformed state is "no such trial", not a crash.
             trial = next((t for t in tuner.trials_of(state) if str(t.get("id")) == trial_id), None)
@@ -359,14 +288,12 @@ class EdgeImpulseSetTunerPrimaryOperator(EdgeImpulseRunJobOperator):
                     "only a completed trial can be adopted"
                 )
             return {"trial_id": trial_id, "metric": None, "value": None}
-        if require_finished and state.get("tunerJobIsRunning"):
-            raw_counts = state.get("status")
-            counts: dict[str, Any] = raw_counts if isinstance(raw_counts, dict) else {}
+        if require_finished and tuner.is_running(state):
             raise ValueError(
-                f"EON Tuner run {run_id} is still searching ({counts.get('numCompletedTrials', '?')} trials "
-                "completed so far); wait for it (EONTunerStateSensor) or set require_finished=False"
+                f"EON Tuner run {run_id} is still searching ({tuner.progress_line(state)}); "
+                "wait for it (EONTunerStateSensor) or set require_finished=False"
             )
-        chosen, value = select_trial(state, metric, mode, variant)
+        chosen, value = tuner.best_trial(state, metric, mode, variant=variant)
         self.log.info("Best trial of EON Tuner run %s by %s (%s): %s = %s", run_id, metric, mode, chosen, value)
         return {"trial_id": chosen, "metric": metric, "value": value}
 

@@ -52,12 +52,17 @@ class EONTunerStateSensor(EdgeImpulseBaseSensor):
     the sensor is usually the only waiter of a run started with ``wait_for_completion=False``, which would
     otherwise search on for hours. Worker kills and triggerer restarts cancel nothing.
 
+    ``best_trial`` is chosen the way ``EdgeImpulseSetTunerPrimaryOperator(trial_id="best")`` chooses (one
+    function, :func:`jobs.tuner.best_trial`), with the same parameter names.
+
     :param tuner_coordinator_job_id: the run: the job id ``jobs/optimize`` returned. Templated.
     :param metric: what "best" means: ``accuracy`` (validation set), ``loss``, ``test_accuracy``,
         ``test_loss``, ``latency``, ``ram``, ``rom``, or a path such as ``test.accuracy``, ``validation.loss``,
         ``validation.int8.accuracy`` or ``devicePerformance.latency`` (see ``jobs/tuner.py``). Templated.
     :param metric_mode: ``max`` or ``min``; by default the metric's natural direction (``max`` for
         accuracies, ``min`` for loss, latency and sizes; required for other paths). Templated.
+    :param model_variant: the model variant whose figures count (``float32``, ``int8``); the run's
+        ``optimizationPrecision`` when omitted. Templated.
     :param edgeimpulse_conn_id: the Airflow connection to Edge Impulse.
     :param project_id: overrides the connection's project. Templated.
     :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
@@ -65,7 +70,13 @@ class EONTunerStateSensor(EdgeImpulseBaseSensor):
     :param cancel_on_kill: deferred: a user's kill of the task cancels the run.
     """
 
-    template_fields: Sequence[str] = ("tuner_coordinator_job_id", "project_id", "metric", "metric_mode")
+    template_fields: Sequence[str] = (
+        "tuner_coordinator_job_id",
+        "project_id",
+        "metric",
+        "metric_mode",
+        "model_variant",
+    )
 
     def __init__(
         self,
@@ -73,6 +84,7 @@ class EONTunerStateSensor(EdgeImpulseBaseSensor):
         tuner_coordinator_job_id: int | str,
         metric: str = "accuracy",
         metric_mode: str | None = None,
+        model_variant: str | None = None,
         edgeimpulse_conn_id: str = DEFAULT_CONN_ID,
         project_id: int | str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -84,27 +96,27 @@ class EONTunerStateSensor(EdgeImpulseBaseSensor):
         self.tuner_coordinator_job_id = tuner_coordinator_job_id
         self.metric = metric
         self.metric_mode = metric_mode
+        self.model_variant = model_variant
         self.deferrable = deferrable
         self.state_poll_interval = positive_seconds("state_poll_interval", state_poll_interval)
         self.cancel_on_kill = cancel_on_kill
-        if not is_template(metric) and not is_template(metric_mode):
+        if not any(is_template(value) for value in (metric, metric_mode, model_variant)):
             self._selection()  # a typo in the metric fails the DAG's parse, not the task hours later
 
     def _run_id(self) -> int:
         return positive_int("tuner_coordinator_job_id", self.tuner_coordinator_job_id)
 
-    def _selection(self) -> tuple[str, str]:
-        metric = tuner.check_metric(self.metric)
-        return metric, tuner.resolve_mode(metric, self.metric_mode)
+    def _selection(self) -> tuple[str, str, str | None]:
+        return tuner.check_choice(self.metric, self.metric_mode, self.model_variant)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         run_id = self._run_id()
-        metric, mode = self._selection()
+        selection = self._selection()
         state = self.hook.get_tuner_state(run_id)
         if tuner.is_running(state):
             self.log.info("EON Tuner run %s is running: %s", run_id, tuner.progress_line(state))
             return False
-        return PokeReturnValue(is_done=True, xcom_value=self._finish(run_id, state, metric, mode))
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(run_id, state, *selection))
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
@@ -113,11 +125,11 @@ class EONTunerStateSensor(EdgeImpulseBaseSensor):
         from airflow_provider_edgeimpulse.triggers.tuner import EONTunerStateTrigger
 
         run_id = self._run_id()
-        metric, mode = self._selection()
+        metric, mode, variant = self._selection()
         state = self.hook.get_tuner_state(run_id)
         if not tuner.is_running(state):
             try:
-                return self._finish(run_id, state, metric, mode)
+                return self._finish(run_id, state, metric, mode, variant)
             except AirflowFailException as err:
                 self.fail_outside_poke(err)
         self.log.info("EON Tuner run %s is running (%s); waiting in the triggerer", run_id, tuner.progress_line(state))
@@ -129,6 +141,7 @@ class EONTunerStateSensor(EdgeImpulseBaseSensor):
             poll_interval=self.state_poll_interval,
             metric=metric,
             metric_mode=mode,
+            model_variant=variant,
             cancel_on_kill=bool(self.cancel_on_kill),
             # Nothing is left for a worker after a success: ending in the triggerer avoids the Airflow 3.2/3.3
             # resume race (apache/airflow#66374); the summary becomes the return value there.
@@ -151,8 +164,10 @@ class EONTunerStateSensor(EdgeImpulseBaseSensor):
         self._log_best(summary)
         return summary
 
-    def _finish(self, run_id: int, state: dict[str, Any], metric: str, mode: str) -> dict[str, Any]:
-        summary = tuner.summarize(state, metric, mode)
+    def _finish(
+        self, run_id: int, state: dict[str, Any], metric: str, mode: str, variant: str | None
+    ) -> dict[str, Any]:
+        summary = tuner.summarize(state, metric, mode, variant=variant)
         failure = tuner.run_failure(state)
         if failure is not None:
             # A finished run's outcome cannot change: AirflowFailException skips retries that could only fail again.

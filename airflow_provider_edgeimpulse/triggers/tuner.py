@@ -61,6 +61,7 @@ class EONTunerStateTrigger(BaseTrigger):
         poll_interval: float = DEFAULT_STATE_POLL_INTERVAL_S,
         metric: str = "accuracy",
         metric_mode: str = "max",
+        model_variant: str | None = None,
         cancel_on_kill: bool = True,
         end_task_on_success: bool = False,
     ) -> None:
@@ -73,8 +74,7 @@ class EONTunerStateTrigger(BaseTrigger):
         self.deadline = None if deadline is None else float(deadline)
         self.poll_interval = float(poll_interval)
         # Checked here, on the worker that defers: a bad metric fails the task before the wait, not after it.
-        self.metric = tuner.check_metric(metric)
-        self.metric_mode = tuner.resolve_mode(self.metric, metric_mode)
+        self.metric, self.metric_mode, self.model_variant = tuner.check_choice(metric, metric_mode, model_variant)
         self.cancel_on_kill = bool(cancel_on_kill)
         self.end_task_on_success = bool(end_task_on_success)
         self._pending_lines: list[str] = []
@@ -94,6 +94,7 @@ class EONTunerStateTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "metric": self.metric,
                 "metric_mode": self.metric_mode,
+                "model_variant": self.model_variant,
                 "cancel_on_kill": self.cancel_on_kill,
                 "end_task_on_success": self.end_task_on_success,
             },
@@ -219,7 +220,9 @@ class EONTunerStateTrigger(BaseTrigger):
             "message": message,
             "project_id": self.project_id,
             "tuner_coordinator_job_id": self.tuner_coordinator_job_id,
-            "summary": None if state is None else tuner.summarize(state, self.metric, self.metric_mode),
+            "summary": None
+            if state is None
+            else tuner.summarize(state, self.metric, self.metric_mode, variant=self.model_variant),
         }
 
     # -- the coordinator's log ---------------------------------------------------------------------------------

@@ -779,11 +779,25 @@ def _(env: Env) -> Call:
     return execute(EdgeImpulseSetTunerPrimaryOperator(task_id="t", trial_id="best"))
 
 
-@case("op-adopt-unknown-mode", ValueError, "mode must be one of", "'up'", remote=LOCAL)
+@case("op-adopt-unknown-mode", ValueError, "metric_mode must be 'max' or 'min'", "'up'", remote=LOCAL)
 def _(env: Env) -> Call:
     return execute(
-        EdgeImpulseSetTunerPrimaryOperator(task_id="t", trial_id="best", tuner_coordinator_job_id=5, mode="up")
+        EdgeImpulseSetTunerPrimaryOperator(task_id="t", trial_id="best", tuner_coordinator_job_id=5, metric_mode="up")
     )
+
+
+@case("op-adopt-unknown-variant", ValueError, "model_variant must be one of", "'int4'", remote=LOCAL)
+def _(env: Env) -> Call:
+    return execute(
+        EdgeImpulseSetTunerPrimaryOperator(
+            task_id="t", trial_id="best", tuner_coordinator_job_id=5, model_variant="int4"
+        )
+    )
+
+
+@case("op-adopt-mode-and-old-name-disagree", ValueError, "metric_mode='max'", "mode='min'", "disagree", remote=LOCAL)
+def _(env: Env) -> Call:
+    return lambda: EdgeImpulseSetTunerPrimaryOperator(task_id="t", trial_id="best", metric_mode="max", mode="min")
 
 
 @case("op-adopt-trial-unknown-status", ValueError, "is 'exploded'", "only a completed trial", remote=NO_JOB)
@@ -1009,6 +1023,11 @@ def _(env: Env) -> Call:
 @case("sensor-tuner-unknown-mode", ValueError, "metric_mode must be 'max' or 'min'", "'up'", remote=LOCAL)
 def _(env: Env) -> Call:
     return lambda: EONTunerStateSensor(task_id="s", tuner_coordinator_job_id=1, metric_mode="up")
+
+
+@case("sensor-tuner-unknown-variant", ValueError, "model_variant must be one of", "'fp16'", remote=LOCAL)
+def _(env: Env) -> Call:
+    return lambda: EONTunerStateSensor(task_id="s", tuner_coordinator_job_id=1, model_variant="fp16")
 
 
 @case(

@@ -101,3 +101,16 @@ def test_set_tuner_primary_job_validates_the_trial(emulator, studio: Studio) -> 
     pending = studio.ok("GET", f"optimize/{job_id}/state")["trials"][-1]["id"]
     not_done = studio.post("jobs/set-tuner-primary-job", params={"trialId": pending})
     assert not_done.status_code == 400 and "not completed" in not_done.json()["error"]
+
+
+def test_trials_report_the_precision_the_run_optimises_for(emulator, studio: Studio, validate) -> None:
+    studio.ok("POST", "optimize/config", json={**CONFIG, "optimizationPrecision": "int8"})
+    job_id = studio.start("jobs/optimize")
+    studio.wait(job_id)
+    state = validate("OptimizeStateResponse", studio.get(f"optimize/{job_id}/state"))
+    completed = state.trials[0]
+    assert completed.metrics.validation.float32 is None and completed.metrics.test.float32 is None
+    assert completed.metrics.validation.int8.type.value == "int8"
+    assert completed.metrics.test.int8.accuracy < completed.metrics.validation.int8.accuracy
+    bad = studio.post("optimize/config", json={**CONFIG, "optimizationPrecision": "int4"})
+    assert bad.status_code == 400 and "optimizationPrecision" in bad.json()["error"]

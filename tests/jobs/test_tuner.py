@@ -89,14 +89,6 @@ def test_the_runs_precision_picks_the_variant_unless_the_path_names_one():
     assert tuner.best_trial(RUN, "accuracy", "max", variant="int8") == ("b", 0.95)
 
 
-def test_best_trial_agrees_with_the_tuner_operators_choice():
-    """SetTunerPrimary picks with its own function today: both must choose the same trial for the same metric."""
-    from airflow_provider_edgeimpulse.operators.tuner import NAMED_METRICS, select_trial
-
-    for metric, mode in NAMED_METRICS.items():
-        assert tuner.best_trial(RUN, metric, mode) == select_trial(RUN, metric, mode, None), metric
-
-
 @pytest.mark.parametrize(
     ("bad_state", "metric", "mode", "match"),
     [
@@ -117,12 +109,25 @@ def test_best_trial_says_why_there_is_no_answer(bad_state, metric, mode, match):
 def test_values_that_are_not_numbers_never_win():
     odd = state(
         {"id": "nan", "status": "completed", "metrics": {"validation": {"float32": {"accuracy": float("nan")}}}},
+        {"id": "inf", "status": "completed", "metrics": {"validation": {"float32": {"accuracy": float("inf")}}}},
         {"id": "bool", "status": "completed", "metrics": {"validation": {"float32": {"accuracy": True}}}},
         {"id": "text", "status": "completed", "metrics": {"validation": {"float32": {"accuracy": "0.99"}}}},
         {"id": "ok", "status": "completed", "metrics": {"validation": {"float32": {"accuracy": 0.5}}}},
         {"id": None, "status": "completed", "metrics": {"validation": {"float32": {"accuracy": 0.99}}}},
     )
     assert tuner.best_trial(odd, "accuracy", "max") == ("ok", 0.5)
+
+
+def test_a_variant_without_figures_names_the_variants_that_have_them():
+    int8_only = state(
+        {"id": "a", "status": "completed", "metrics": {"validation": {"int8": keras(0.7, 0.3)}}},
+        {"id": "b", "status": "completed", "metrics": {"validation": {"akida": keras(0.6, 0.4)}}},
+    )
+    with pytest.raises(ValueError, match=r"validation figures: \['int8', 'akida'\].*'validation.int8.loss'"):
+        tuner.best_trial(int8_only, "loss", "min", variant="float32")
+    assert tuner.best_trial(int8_only, "validation.int8.loss", "min", variant="float32") == ("a", 0.3)
+    with pytest.raises(ValueError, match="model_variant must be one of"):
+        tuner.best_trial(RUN, "accuracy", "max", variant="fp16")
 
 
 def test_natural_modes_and_required_ones():

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+import requests
+from airflow.exceptions import AirflowProviderDeprecationWarning
 
 from airflow_provider_edgeimpulse.operators.job import EdgeImpulseJobFailed
 from airflow_provider_edgeimpulse.operators.tuner import (
     EdgeImpulseSetTunerPrimaryOperator,
     EdgeImpulseStartEONTunerOperator,
 )
+from airflow_provider_edgeimpulse.sensors.tuner import EONTunerStateSensor
 from tests.operators.fakes import make_context
 from tests.operators.helpers import MODES, defer, defer_and_resume, fire, job_starts, run_dag, states, xcom
 
@@ -123,21 +127,28 @@ def test_best_by_accuracy_takes_the_first_of_equals(em):
     assert (result["trial_id"], result["metric"], result["value"]) == (f"trial_{run_id}_1", "accuracy", 0.885)
 
 
-def test_best_by_a_dotted_path_needs_a_mode(em):
+def test_a_path_takes_its_natural_mode_by_its_last_part_or_needs_one(em):
     run_id = finished_run(em)
-    with pytest.raises(ValueError, match="mode \\('max' or 'min'\\) is required"):
-        adopt(tuner_coordinator_job_id=run_id, metric="devicePerformance.ram")
-    result = adopt(tuner_coordinator_job_id=run_id, metric="devicePerformance.ram", mode="max")
-    assert (result["trial_id"], result["value"]) == (f"trial_{run_id}_3", 6144 + 3 * 2048)
+    result = adopt(tuner_coordinator_job_id=run_id, metric="devicePerformance.ram")
+    assert (result["trial_id"], result["value"]) == (f"trial_{run_id}_0", 6144), "ram: the smallest is best"
+    cell = "metrics.validation.float32.confusionMatrix.0.0"
+    with pytest.raises(ValueError, match="metric_mode \\('max' or 'min'\\) is required"):
+        adopt(tuner_coordinator_job_id=run_id, metric=cell)
+    result = adopt(tuner_coordinator_job_id=run_id, metric=cell, metric_mode="max")
+    assert (result["trial_id"], result["value"]) == (f"trial_{run_id}_1", pytest.approx(88.5))
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"metric": "smiles"}, "metric 'smiles' is unknown"),
-        ({"metric": "accuracy", "model_variant": "int8"}, "for model variant 'int8'.*metrics available"),
-        ({"metric": "metrics.validation.float32.f1", "mode": "max"}, "not reported by any completed trial"),
-        ({"mode": "sideways"}, "mode must be one of"),
+        (
+            {"metric": "accuracy", "model_variant": "int8"},
+            r"variant 'int8'; variants with validation figures: \['float32'\]",
+        ),
+        ({"metric": "metrics.validation.float32.f1", "metric_mode": "max"}, "no completed EON Tuner trial reports"),
+        ({"metric_mode": "sideways"}, "metric_mode must be 'max' or 'min'"),
+        ({"model_variant": "int4"}, "model_variant must be one of"),
         ({"trial_id": "trial_nope"}, "is not a trial of EON Tuner run"),
     ],
 )
@@ -158,7 +169,7 @@ def test_best_needs_the_run_id(em):
 def test_no_completed_trial_is_a_clear_error(em):
     em.configure(tuner_trial_failures=2)
     run_id = finished_run(em, trials=2)
-    with pytest.raises(ValueError, match=r"no completed trial.*'failed': 2"):
+    with pytest.raises(ValueError, match=r"no completed trial.*2 failed"):
         adopt(tuner_coordinator_job_id=run_id)
     assert len(em.jobs()) == 1
 
@@ -221,17 +232,73 @@ def test_tuner_templated_fields_render(em):
         trial_id="{{ params.trial }}",
         tuner_coordinator_job_id="{{ params.run }}",
         metric="{{ params.metric }}",
-        mode="{{ params.mode }}",
+        metric_mode="{{ params.mode }}",
+        model_variant="{{ params.variant }}",
         require_finished="{{ params.strict }}",
     )
-    op.render_template_fields({"params": {"trial": "best", "run": 7, "metric": "loss", "mode": "min", "strict": False}})
-    assert (op.trial_id, op.tuner_coordinator_job_id, op.metric, op.mode, op.require_finished) == (
-        "best",
-        "7",
-        "loss",
-        "min",
-        "False",
+    op.render_template_fields(
+        {"params": {"trial": "best", "run": 7, "metric": "loss", "mode": "min", "variant": "int8", "strict": False}}
     )
+    rendered = (op.trial_id, op.tuner_coordinator_job_id, op.metric, op.metric_mode, op.model_variant)
+    assert (*rendered, op.require_finished) == ("best", "7", "loss", "min", "int8", "False")
     start_op = EdgeImpulseStartEONTunerOperator(task_id="s", optimize_config={"space": "{{ params.space }}"})
     start_op.render_template_fields({"params": {"space": "custom"}})
     assert start_op.optimize_config == {"space": "custom"}
+
+
+def _best_by_the_sensor(run_id: int, **kwargs: Any) -> dict[str, Any]:
+    done = EONTunerStateSensor(task_id="wait", tuner_coordinator_job_id=run_id, **kwargs).poke(make_context())
+    assert done.is_done
+    return done.xcom_value["best_trial"]
+
+
+def test_the_sensor_and_the_operator_choose_the_same_trial_by_a_split_path(em):
+    """A DAG hands the sensor's best trial to the operator: for one state both must choose the same trial."""
+    run_id = finished_run(em)
+    by_sensor = _best_by_the_sensor(run_id, metric="test.accuracy")
+    result = adopt(tuner_coordinator_job_id=run_id, metric="test.accuracy")
+    assert (result["trial_id"], result["value"]) == (by_sensor["trial_id"], by_sensor["value"])
+    assert result["trial_id"] == f"trial_{run_id}_1", "trials 1 and 3 share the best test accuracy: the first wins"
+
+
+def test_a_value_that_is_not_finite_is_never_the_best(em):
+    run_id = finished_run(em)
+    state_path = f"/optimize/{run_id}/state"
+    served = requests.get(
+        f"{em.url}/v1/api/{em.project_id}{state_path}", headers={"x-api-key": em.api_key}, timeout=10
+    ).json()
+    # 1e999 is valid JSON and reads as infinity: Studio's "no figure" must not become the best figure.
+    text = json.dumps(served).replace('"accuracy": 0.78,', '"accuracy": 1e999,', 1)
+    assert "1e999" in text
+    em.fault(status=200, body=text, path=state_path, count=2)
+    by_sensor = _best_by_the_sensor(run_id)
+    result = adopt(tuner_coordinator_job_id=run_id)
+    assert (result["trial_id"], result["value"]) == (by_sensor["trial_id"], by_sensor["value"])
+    assert (result["trial_id"], result["value"]) == (f"trial_{run_id}_1", 0.885)
+
+
+def test_the_old_name_mode_still_chooses_with_a_deprecation_warning(em):
+    run_id = finished_run(em)
+    with pytest.warns(AirflowProviderDeprecationWarning, match="metric_mode"):
+        op = EdgeImpulseSetTunerPrimaryOperator(
+            task_id="adopt", trial_id="best", tuner_coordinator_job_id=run_id, metric="accuracy", mode="min"
+        )
+    assert op.metric_mode == "min"
+    result = op.execute(make_context())
+    assert (result["trial_id"], result["value"]) == (f"trial_{run_id}_0", 0.78)
+    with pytest.warns(AirflowProviderDeprecationWarning), pytest.raises(ValueError, match="disagree"):
+        EdgeImpulseSetTunerPrimaryOperator(task_id="adopt", trial_id="best", metric_mode="max", mode="min")
+
+
+def test_an_int8_run_is_chosen_by_its_int8_figures(em):
+    run_id = start(tuning_max_trials=4, optimization_precision="int8", wait_for_completion=True)
+    by_sensor = _best_by_the_sensor(run_id)
+    result = adopt(tuner_coordinator_job_id=run_id)
+    assert (result["trial_id"], result["value"]) == (f"trial_{run_id}_1", 0.875), "int8 loses a point to float32"
+    assert (by_sensor["trial_id"], by_sensor["value"]) == (result["trial_id"], result["value"])
+    with pytest.raises(ValueError, match=r"variant 'float32'; variants with validation figures: \['int8'\]"):
+        adopt(tuner_coordinator_job_id=run_id, model_variant="float32")
+    waited = EONTunerStateSensor(task_id="wait", tuner_coordinator_job_id=run_id, model_variant="float32")
+    summary = waited.poke(make_context()).xcom_value
+    assert summary["best_trial"] is None and "figures: ['int8']" in summary["best_trial_error"]
+    assert summary["model_variant"] == "float32"

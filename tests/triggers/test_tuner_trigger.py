@@ -41,7 +41,14 @@ async def wait_for_sockets(em: Any, count: int = 1) -> None:
 def test_serialize_round_trips_exactly_and_holds_no_secret(edgeimpulse_emulator):
     em = edgeimpulse_emulator
     trigger = make_trigger(
-        em, 5, deadline=1234.5, poll_interval=7, metric="test.loss", metric_mode="min", cancel_on_kill=False
+        em,
+        5,
+        deadline=1234.5,
+        poll_interval=7,
+        metric="test.loss",
+        metric_mode="min",
+        model_variant="int8",
+        cancel_on_kill=False,
     )
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_provider_edgeimpulse.triggers.tuner.EONTunerStateTrigger"
@@ -56,11 +63,15 @@ def test_serialize_round_trips_exactly_and_holds_no_secret(edgeimpulse_emulator)
         "poll_interval": 7.0,
         "metric": "test.loss",
         "metric_mode": "min",
+        "model_variant": "int8",
         "cancel_on_kill": False,
         "end_task_on_success": False,
     }
     dumped = json.dumps(kwargs)  # plain data only: json.dumps would raise on anything else
     assert em.api_key not in dumped and em.password not in dumped
+    # A trigger row written before model_variant existed still builds: the run's own precision counts.
+    older = {key: value for key, value in kwargs.items() if key != "model_variant"}
+    assert EONTunerStateTrigger(**older).model_variant is None
 
 
 @pytest.mark.parametrize(
@@ -68,6 +79,7 @@ def test_serialize_round_trips_exactly_and_holds_no_secret(edgeimpulse_emulator)
     [
         ({"metric": "acuracy"}, "unknown"),
         ({"metric_mode": "up"}, "metric_mode"),
+        ({"model_variant": "int4"}, "model_variant"),
         ({"poll_interval": 0}, "poll_interval"),
         ({"poll_interval": True}, "poll_interval"),
     ],
