@@ -1,14 +1,10 @@
-"""
-Edge Impulse operators.
-
-The names below load on first use: DAG files import this package on every parse, and each operator module
-pulls in Airflow's operator machinery, so nothing is imported until a name is asked for.
-"""
+"""Edge Impulse operators: ``from airflow_provider_edgeimpulse.operators import <name>`` (loaded on first use)."""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from airflow_provider_edgeimpulse.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from airflow_provider_edgeimpulse.operators.data import (
@@ -29,7 +25,6 @@ if TYPE_CHECKING:
         EdgeImpulseStartEONTunerOperator,
     )
 
-_PACKAGE = "airflow_provider_edgeimpulse.operators"
 _LAZY = {
     "EdgeImpulseRunJobOperator": "job",
     "EdgeImpulseRetrainOperator": "training",
@@ -59,14 +54,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {_PACKAGE!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{_PACKAGE}.{module}"), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
