@@ -1,4 +1,4 @@
-"""The provider's error model: one API error type, plus the outcomes a wait can end in."""
+"""The provider's error model: one API error type, and the error for connection settings that cannot work."""
 
 from __future__ import annotations
 
@@ -68,11 +68,3 @@ class EdgeImpulseAPIError(AirflowException):
 
 class EdgeImpulseConnectionError(AirflowException):
     """The connection's settings are missing or invalid (raised before any request is made)."""
-
-
-class EdgeImpulseJobTimeout(AirflowException):
-    """A wait for an Edge Impulse job reached its deadline before the job finished."""
-
-    def __init__(self, message: str, *, job_id: int) -> None:
-        self.job_id = job_id
-        super().__init__(message)

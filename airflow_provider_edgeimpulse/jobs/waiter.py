@@ -63,10 +63,6 @@ class JobOutcome:
             "job": dict(self.job),
         }
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> JobOutcome:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
-
 
 @dataclass
 class WaitSettings:
