@@ -8,6 +8,7 @@ import json
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -80,3 +81,14 @@ print(json.dumps({{"before": before, "after": "{PACKAGE}.sensors.job" in sys.mod
     assert result.returncode == 0, result.stderr[-2000:]
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert found == {"before": [], "after": True}
+
+
+def test_the_readme_shows_an_import_line_for_every_class():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    missing = [
+        f"from {PACKAGE}.{package} import {name}"
+        for package in sorted(KINDS)
+        for name in sorted(classes_of(package))
+        if f"from {PACKAGE}.{package} import {name}\n" not in readme
+    ]
+    assert not missing, f"README.md lacks these import lines: {missing}"

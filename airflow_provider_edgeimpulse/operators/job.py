@@ -49,7 +49,8 @@ class EdgeImpulseRunJobOperator(ResumableJobMixin, BaseOperator):
     :param job_body: JSON body of the start call.
     :param edgeimpulse_conn_id: the Airflow connection to Edge Impulse.
     :param project_id: overrides the connection's project.
-    :param wait_for_completion: wait for the job to finish (otherwise return once it started).
+    :param wait_for_completion: wait for the job to finish; when off, return once it started, with
+        ``{"job_id", "project_id", "status": "started"}``.
     :param deferrable: wait in the triggerer instead of holding a worker slot.
     :param timeout: seconds to wait before the job is cancelled and the task fails (``None``: no limit).
     :param safety_interval: seconds between REST checks while the live socket is up.
