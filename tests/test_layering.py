@@ -31,6 +31,7 @@ LAYER_OF_PART = {
     "get_provider_info": GROUND,
     "socketio_codec": GROUND,
     "links": GROUND,  # the Studio URLs and the operators' Studio button: nothing of the package below it
+    "lazy_exports": GROUND,  # the packages' exports, loaded on first use
     "hooks": 1,
     "jobs": 2,
     "new_samples": 2,
