@@ -10,7 +10,9 @@ check accepts both the Python value and its rendered text. Each error names the 
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
+import math
 from collections.abc import Collection
 from typing import Any
 
@@ -175,3 +177,16 @@ def optional_number(name: str, value: Any, *, minimum: float | None = None) -> f
     if minimum is not None and number < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {shown(value)}")
     return number
+
+
+def positive_seconds(name: str, value: Any, *, text: bool = False) -> float:
+    """``value`` as a positive, finite number of seconds; with ``text``, a rendered template's digits too."""
+    seconds = math.nan
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif text and isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            seconds = float(value.strip())
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ValueError(f"{name} must be a positive, finite number of seconds, got {value!r}")
+    return seconds

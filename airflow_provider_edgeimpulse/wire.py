@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 MIB = 1024 * 1024
+# How long one artefact download may take in all, unless the task says otherwise.
+DEFAULT_DOWNLOAD_TIMEOUT_S = 3600.0
 
 
 def clamp_seconds(value: Any, *, low: float, high: float, default: float) -> float:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
 import socket
 import stat
@@ -40,7 +39,6 @@ from airflow_provider_edgeimpulse.hooks.policy import decode_response
 DOWNLOAD_CHUNK_BYTES = 1024 * 1024
 # A deadline for the whole download, not per read: a server that sends a byte now and then never trips a read
 # timeout. An hour moves gigabytes on any link a build is fetched over.
-DEFAULT_DOWNLOAD_TIMEOUT_S = 3600.0
 # A server-chosen file name longer than this (in UTF-8 bytes) is not used; file systems stop at 255.
 MAX_FILENAME_BYTES = 200
 # A server-chosen name never replaces another file: the next free "<stem>-<n><ext>" is taken, up to this many.
@@ -58,17 +56,6 @@ class DownloadResult(TypedDict):
     size: int
     sha256: str
     filename: str | None  # the server's file name, when it gave a usable one
-
-
-def download_timeout_seconds(value: Any, name: str = "download_timeout") -> float:
-    """``value`` as a positive, finite number of seconds (a rendered template may give text)."""
-    seconds = math.nan
-    if not isinstance(value, bool):
-        with contextlib.suppress(TypeError, ValueError, OverflowError):
-            seconds = float(value.strip() if isinstance(value, str) else value)
-    if not (seconds > 0 and math.isfinite(seconds)):
-        raise ValueError(f"{name} must be a positive, finite number of seconds, got {value!r}")
-    return seconds
 
 
 def server_filename(content_disposition: str | None) -> tuple[str | None, str | None]:

@@ -29,18 +29,14 @@ from airflow_provider_edgeimpulse.hooks.credentials import (
     credentials_from_connection,
     parse_project_id,
 )
-from airflow_provider_edgeimpulse.hooks.download import (
-    DEFAULT_DOWNLOAD_TIMEOUT_S,
-    DownloadResult,
-    download_timeout_seconds,
-    save_download,
-)
+from airflow_provider_edgeimpulse.hooks.download import DownloadResult, save_download
 from airflow_provider_edgeimpulse.hooks.job_log import stdout_lines
 from airflow_provider_edgeimpulse.hooks.masking import mask_secrets
 from airflow_provider_edgeimpulse.hooks.policy import DEFAULT_RETRY_POLICY, RetryPolicy
 from airflow_provider_edgeimpulse.studio import DEFAULT_CONN_ID, UPLOAD_CATEGORIES
-from airflow_provider_edgeimpulse.validation import label_text
+from airflow_provider_edgeimpulse.validation import label_text, positive_seconds
 from airflow_provider_edgeimpulse.validation import shown as shown_value
+from airflow_provider_edgeimpulse.wire import DEFAULT_DOWNLOAD_TIMEOUT_S
 
 UPLOAD_BATCH_SIZE = 1000  # files per ingestion request (the service's limit)
 UPLOAD_MAX_FILE_BYTES = 100 * 1024 * 1024  # per file (the service's limit)
@@ -598,7 +594,7 @@ class EdgeImpulseHook(BaseHook):
         nothing behind. ``download_timeout`` bounds the whole download, in seconds. Into a directory, the
         server's file name never replaces another file (see ``save_download``).
         """
-        limit = download_timeout_seconds(download_timeout)
+        limit = positive_seconds("download_timeout", download_timeout, text=True)
         started = time.monotonic()
         # Checked before the request: a missing directory would otherwise only show after the whole download.
         target = Path(dest_path)

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_edgeimpulse import validation as _params
-from airflow_provider_edgeimpulse.hooks.download import DEFAULT_DOWNLOAD_TIMEOUT_S, download_timeout_seconds
 from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator
 from airflow_provider_edgeimpulse.studio import MODEL_VARIANTS as MODEL_TYPES
+from airflow_provider_edgeimpulse.wire import DEFAULT_DOWNLOAD_TIMEOUT_S
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -91,7 +91,7 @@ class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
         self.impulse_id = impulse_id
         self.download_timeout = download_timeout
         if not isinstance(download_timeout, str):  # a template is checked once rendered
-            download_timeout_seconds(download_timeout)
+            _params.positive_seconds("download_timeout", download_timeout, text=True)
 
     def build_spec(self, hook: EdgeImpulseHook) -> BuildSpec:
         """The checked build: arguments first (no request), then the project's deployment targets."""
@@ -99,7 +99,7 @@ class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
         engine = _params.optional_str("engine", self.engine)
         model_type = _params.optional_str("model_type", self.model_type, choices=MODEL_TYPES)
         impulse_id = _params.optional_int("impulse_id", self.impulse_id, minimum=1)
-        download_timeout = download_timeout_seconds(self.download_timeout)
+        download_timeout = _params.positive_seconds("download_timeout", self.download_timeout, text=True)
         raw_path = os.fspath(self.output_path) if isinstance(self.output_path, os.PathLike) else self.output_path
         output = _params.required_str("output_path", raw_path)
         path = Path(output).expanduser()

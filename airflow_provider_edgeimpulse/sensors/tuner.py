@@ -18,10 +18,10 @@ from airflow_provider_edgeimpulse.sensors._base import (
     EdgeImpulseBaseSensor,
     is_template,
     positive_int,
-    positive_seconds,
 )
 from airflow_provider_edgeimpulse.studio import DEFAULT_CONN_ID
 from airflow_provider_edgeimpulse.trigger_events import TASK_SUCCESS
+from airflow_provider_edgeimpulse.validation import positive_seconds
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context

@@ -1010,7 +1010,7 @@ def _(env: Env) -> Call:
     return lambda: EdgeImpulseNewSamplesSensor(task_id="s", timeout=math.nan)
 
 
-@case("sensor-safety-interval-zero", ValueError, "safety_interval must be a positive number", "got 0", remote=LOCAL)
+@case("sensor-safety-interval-zero", ValueError, "safety_interval must be a positive, finite", "got 0", remote=LOCAL)
 def _(env: Env) -> Call:
     return lambda: EdgeImpulseJobSensor(task_id="s", job_id=1, safety_interval=0)
 
