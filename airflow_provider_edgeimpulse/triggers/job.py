@@ -154,9 +154,17 @@ class EdgeImpulseJobTrigger(BaseTrigger):
         return "; it was cancelled"
 
     async def on_kill(self) -> None:
-        """A user marked the deferred task failed/success or cleared it: stop the remote job too."""
-        from airflow_provider_edgeimpulse.hooks.connection import aresolve_credentials
+        """
+        A user marked the deferred task failed/success or cleared it: stop the remote job too.
 
+        Airflow 3.3 also calls this when it hands the wait to another triggerer; the task is still deferred
+        then, and the job is left running (see ``triggers/_kill.py``).
+        """
+        from airflow_provider_edgeimpulse.hooks.connection import aresolve_credentials
+        from airflow_provider_edgeimpulse.triggers._kill import task_was_stopped
+
+        if not await task_was_stopped(self, f"Edge Impulse job {self.job_id}"):
+            return
         credentials = await aresolve_credentials(self.edgeimpulse_conn_id)
         await self._cancel_remote_job(credentials)
 

@@ -248,13 +248,21 @@ class EONTunerStateTrigger(BaseTrigger):
     # -- a user's kill -----------------------------------------------------------------------------------------
 
     async def on_kill(self) -> None:
-        """A user marked the deferred task failed/success or cleared it: stop the search too (if asked to)."""
+        """
+        A user marked the deferred task failed/success or cleared it: stop the search too (if asked to).
+
+        Airflow 3.3 also calls this when it hands the wait to another triggerer; the task is still deferred
+        then, and the search is left running (see ``triggers/_kill.py``).
+        """
         if not self.cancel_on_kill:
             return
         from airflow_provider_edgeimpulse.hooks.async_client import AsyncEdgeImpulseClient
         from airflow_provider_edgeimpulse.hooks.connection import aresolve_credentials
+        from airflow_provider_edgeimpulse.triggers._kill import task_was_stopped
 
         run_id = self.tuner_coordinator_job_id
+        if not await task_was_stopped(self, f"EON Tuner run {run_id}"):
+            return
         try:
             # Bounded below Airflow's own on_kill limit, so the outcome is ours to log.
             async with asyncio.timeout(CANCEL_BOUND_S):

@@ -123,15 +123,6 @@ async def test_triggerer_restart_does_not_cancel_and_the_rebuilt_trigger_gets_th
     assert event.payload["status"] == "success"
 
 
-async def test_on_kill_cancels_the_remote_job(edgeimpulse_emulator):
-    em = edgeimpulse_emulator
-    em.configure(job_duration=None)
-    job_id = start_job(em)
-    await make_trigger(em, job_id).on_kill()
-    record = job_record(em, job_id)
-    assert record["cancelled"] and record["finished"]
-
-
 async def test_an_unknown_job_becomes_an_error_event(edgeimpulse_emulator):
     em = edgeimpulse_emulator
     event = await first_event(make_trigger(em, 999999))

@@ -1,0 +1,75 @@
+"""
+Whether a trigger's ``on_kill`` follows a user's stop of the task, or only a hand-over of the wait.
+
+Airflow 3.3's triggerer calls ``on_kill`` when a user marks a deferred task failed or success or clears it, and
+also when it takes a trigger away from a triggerer that was slow but alive (its heartbeat passed the health
+threshold, so another triggerer adopted the trigger): ``update_triggers`` puts every trigger no longer assigned to
+it among the ones to cancel, and ``cancel_triggers`` cancels them all with the user-action message. In the second
+case the task is still deferred and its wait goes on elsewhere, so the remote work must go on too.
+
+The task instance's state tells the two apart: still ``deferred`` means a hand-over. Any other state (failed,
+success, cleared and not deferred again, its run deleted) means the task no longer waits on this work. A cleared
+task whose next try is already deferred again has settled the old job itself (it cancels a job a user stopped
+before starting its own, or re-attaches to it), so leaving it to that try is right as well.
+
+When the state cannot be read the work is left running: a hand-over happens to a triggerer that was unhealthy,
+the same trouble that can keep it from reading the state, and cancelling would fail a task nobody stopped (a
+retrain hours in). A job left running ends by itself and is named in the log, so it can be cancelled in Studio.
+Airflow 2 never calls a trigger's ``on_kill``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+# Reading the state goes through the triggerer's supervisor, which answers in milliseconds when healthy. Together
+# with a cancel's own bound this stays below Airflow's [triggerer] on_kill_timeout (30 s by default).
+STATE_READ_BOUND_S = 8.0
+_DEFERRED = "deferred"
+
+
+async def task_was_stopped(trigger: Any, what: str) -> bool:
+    """Whether ``on_kill`` should stop ``what`` (e.g. ``"Edge Impulse job 7"``): the task no longer waits on it."""
+    try:
+        async with asyncio.timeout(STATE_READ_BOUND_S):
+            state = await task_state(trigger)
+    except Exception as err:
+        reason = f"no answer within {STATE_READ_BOUND_S:g} s" if isinstance(err, TimeoutError) else str(err)
+        trigger.log.warning(
+            "%s keeps running: the state of its task could not be read (%s), and a hand-over of the wait to "
+            "another triggerer looks the same as a stop from here; cancel it in Studio if the task was stopped",
+            what,
+            reason or type(err).__name__,
+        )
+        return False
+    if state == _DEFERRED:
+        trigger.log.info("%s keeps running: its task is still deferred, its wait moved to another triggerer", what)
+        return False
+    trigger.log.info("The task is %s: stopping %s", state or "no longer deferred", what)
+    return True
+
+
+async def task_state(trigger: Any) -> str | None:
+    """The current state of the trigger's task instance (``None``: no state, or no such task instance any more)."""
+    ti = getattr(trigger, "task_instance", None)
+    if ti is None:
+        raise LookupError("the trigger runs without a task instance")
+    # Airflow 3: the triggerer's supervisor answers task-state reads for the triggers it runs.
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    map_index = getattr(ti, "map_index", -1)
+    if map_index is None:
+        map_index = -1
+    # A sync SDK call: in a thread it waits on the event loop without blocking it (and needs no greenback portal).
+    states = await asyncio.to_thread(
+        RuntimeTaskInstance.get_task_states,
+        dag_id=ti.dag_id,
+        map_index=map_index,
+        task_ids=[ti.task_id],
+        run_ids=[ti.run_id],
+    )
+    # Airflow keys a mapped task instance as "<task_id>_<map_index>".
+    key = ti.task_id if map_index < 0 else f"{ti.task_id}_{map_index}"
+    state = (states or {}).get(ti.run_id, {}).get(key)
+    return None if state is None else str(getattr(state, "value", state))
