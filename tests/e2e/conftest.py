@@ -40,16 +40,22 @@ def e2e_artifacts() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="session")
-def airflow_stack(e2e_artifacts: Path) -> Iterator[AirflowStack]:
+def running_stack(settings: StackSettings) -> Iterator[AirflowStack]:
+    """A started stack for a fixture to yield from; stopped afterwards, and no process of it may outlive that."""
     if not sys.platform.startswith("linux"):
         pytest.skip("the stack harness reads /proc to prove every process it started is gone")
-    stack = AirflowStack(StackSettings(dag_folders=dag_folders(), artifacts=e2e_artifacts))
+    settings.artifacts.mkdir(parents=True, exist_ok=True)
+    stack = AirflowStack(settings)
     try:
         stack.start()
         yield stack
     finally:
         leftovers = stack.stop()
-        (e2e_artifacts / "stack-timings.json").write_text(json.dumps(stack.timings, indent=2) + "\n")
+        (settings.artifacts / "stack-timings.json").write_text(json.dumps(stack.timings, indent=2) + "\n")
     # After everything is down: a process that outlived its process group is a harness bug worth failing on.
     assert not leftovers, f"processes outlived their process group and were killed: {leftovers}"
+
+
+@pytest.fixture(scope="session")
+def airflow_stack(e2e_artifacts: Path) -> Iterator[AirflowStack]:
+    yield from running_stack(StackSettings(dag_folders=dag_folders(), artifacts=e2e_artifacts))

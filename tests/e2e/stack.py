@@ -115,6 +115,10 @@ class StackSettings:
     stop_timeout_s: float = 20.0
     parallelism: int = 4
     python: Path = field(default_factory=lambda: Path(sys.executable))
+    # [triggerer] job_heartbeat_sec and triggerer_health_check_threshold; None keeps Airflow's (5 s, 30 s). Low
+    # values let a second triggerer (``start_triggerer``) adopt a stalled one's triggers within seconds.
+    triggerer_heartbeat_s: int | None = None
+    triggerer_health_check_threshold_s: int | None = None
 
 
 @dataclass
@@ -258,6 +262,12 @@ class AirflowStack:
                 "trigger_log_server_port": str(free_port()),
             },
         }
+        triggerer = {
+            "job_heartbeat_sec": self.settings.triggerer_heartbeat_s,
+            "triggerer_health_check_threshold": self.settings.triggerer_health_check_threshold_s,
+        }
+        if any(value is not None for value in triggerer.values()):
+            cfg["triggerer"] = {key: str(value) for key, value in triggerer.items() if value is not None}
         (self.home / f"{_DB_ARGS_MODULE}.py").write_text(f"CONNECT_ARGS = {{'timeout': {SQLITE_LOCK_WAIT_S}}}\n")
         lines: list[str] = []
         for section, options in cfg.items():
@@ -296,6 +306,21 @@ class AirflowStack:
             self.stop()
             raise
         self.timings["start_s"] = time.monotonic() - began
+
+    def start_triggerer(self, name: str) -> Component:
+        """One more triggerer process beside the running stack (Airflow spreads triggers over all of them)."""
+        self._check_alive()
+        return self._spawn(name, [self.airflow_bin, "triggerer"])
+
+    def component(self, name: str) -> Component:
+        (found,) = [c for c in self.components if c.name == name]
+        return found
+
+    def signal(self, name: str, sig: signal.Signals) -> None:
+        """Send ``sig`` to a component's whole process group (a triggerer is a supervisor and its runner)."""
+        proc = self.component(name).proc
+        if proc is not None:
+            os.killpg(proc.pid, sig)
 
     def _spawn(self, name: str, argv: list[str]) -> Component:
         component = Component(name, argv, self.settings.artifacts / f"{name}.log")

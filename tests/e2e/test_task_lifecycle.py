@@ -7,6 +7,10 @@ What happens to the remote Edge Impulse job when Airflow's side of a task goes a
 - Kill and clear: a user marks a waiting task failed, or clears it, in the UI (here: the same REST calls the UI
   makes). The remote job is cancelled in every case: blocking (the worker's ``on_kill``) and deferred (the
   trigger's ``on_kill`` in the triggerer). A cleared task runs again and trains anew.
+- Hand-over: the triggerer holding a deferred task's wait stalls (SIGSTOP) past the health threshold, a second
+  triggerer adopts the wait, then the first one wakes up (SIGCONT). Airflow 3.3 calls the trigger's ``on_kill`` on
+  the first one as if a user had acted; the task is still deferred, so the remote job runs on and the task ends
+  with its outcome. This one runs on a stack of its own, with two triggerers and a short health threshold.
 
 The DAGs are in tests/e2e/dags/e2e_task_lifecycle.py. Jobs started here run until the test finishes or cancels
 them (emulator ``job_duration: null``), so every state the tests look at is held as long as they need.
@@ -22,13 +26,17 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.conftest import running_stack
 from tests.e2e.runs import task_instance, ti_path, trigger, xcom
-from tests.e2e.stack import AirflowStack, StackError, wait_until
+from tests.e2e.stack import REPO, AirflowStack, StackError, StackSettings, wait_until
 
 pytestmark = pytest.mark.e2e
 
 ACTION_TIMEOUT_S = 90.0
 KILL_CLEAR_TASKS = ("blocking_mark_failed", "blocking_clear", "deferred_mark_failed", "deferred_clear")
+# The hand-over stack: a heartbeat every second, adopted by another triggerer after 10 s without one.
+TRIGGERER_HEARTBEAT_S = 1
+TRIGGERER_HEALTH_THRESHOLD_S = 10
 
 
 @pytest.fixture
@@ -66,17 +74,26 @@ def wait_for_job_of(stack: AirflowStack, dag_id: str, run_id: str, task_id: str,
     return wait_until(ready, timeout=ACTION_TIMEOUT_S, what=f"{task_id} try {try_number} {state} with its job running")
 
 
-def trigger_relays(stack: AirflowStack, dag_id: str, run_id: str, task_id: str, try_number: int, job_id: int) -> bool:
+def trigger_relays(
+    stack: AirflowStack, dag_id: str, run_id: str, task_id: str, try_number: int, job_id: int, triggerer: str = "*"
+) -> bool:
     """
-    Whether the try's trigger runs in the triggerer: its log relays the job's lines.
+    Whether the try's trigger runs in a triggerer (job id ``triggerer``, any by default): its log relays the job.
 
     A deferred task is acted on only then. A trigger the triggerer has not picked up yet is deleted with no
     ``on_kill`` (Airflow cancels only running triggers), so its job would run on: a gap of about a second that
     the provider cannot close from the trigger.
     """
+    logs = trigger_logs(stack, dag_id, run_id, task_id, try_number, triggerer)
+    return any(f"[job {job_id}] " in log for log in logs)
+
+
+def trigger_logs(
+    stack: AirflowStack, dag_id: str, run_id: str, task_id: str, try_number: int, triggerer: str = "*"
+) -> list[str]:
+    """The try's trigger logs, one per triggerer that ran it (each names the file after its own job id)."""
     folder = stack.settings.artifacts / "task-logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
-    logs = folder.glob(f"attempt={try_number}.log.trigger.*.log")
-    return any(f"[job {job_id}] " in log.read_text(errors="replace") for log in logs)
+    return [log.read_text(errors="replace") for log in folder.glob(f"attempt={try_number}.log.trigger.{triggerer}.log")]
 
 
 def wait_for_ti_state(stack: AirflowStack, dag_id: str, run_id: str, task_id: str, states: set[str]) -> dict:
@@ -172,3 +189,69 @@ def test_marking_failed_or_clearing_a_waiting_task_cancels_its_remote_job(
         stack.emulator("POST", f"/jobs/{second}/finish", json={"success": True})
         ti = wait_for_ti_state(stack, dag_id, run_id, task, {"success", "failed"})
         assert (ti["state"], ti["try_number"]) == ("success", 2), ti
+
+
+@pytest.fixture(scope="module")
+def handover_stack(e2e_artifacts: Path) -> Iterator[AirflowStack]:
+    settings = StackSettings(
+        dag_folders=(REPO / "tests" / "e2e" / "dags",),
+        artifacts=e2e_artifacts / "triggerer-handover",
+        triggerer_heartbeat_s=TRIGGERER_HEARTBEAT_S,
+        triggerer_health_check_threshold_s=TRIGGERER_HEALTH_THRESHOLD_S,
+    )
+    yield from running_stack(settings)
+
+
+def triggerer_ids(stack: AirflowStack) -> set[int]:
+    """The triggerer jobs that heartbeat now (Airflow's own view of which triggerers are alive)."""
+    jobs = stack.api("GET", "/jobs", params={"job_type": "TriggererJob", "is_alive": True})["jobs"]
+    return {int(job["id"]) for job in jobs}
+
+
+def test_a_wait_handed_to_another_triggerer_keeps_its_remote_job(handover_stack: AirflowStack) -> None:
+    stack, dag_id, task_id = handover_stack, "e2e_triggerer_handover", "retrain_deferred"
+    stack.emulator("POST", "/config", json={"job_duration": None})  # the job runs until the test finishes it
+    known = {int(j["id"]) for j in stack.emulator("GET", "/jobs")["jobs"]}
+    (first,) = wait_until(lambda: triggerer_ids(stack) or None, timeout=60, what="the first triggerer's heartbeat")
+    run_id = trigger(stack, dag_id)
+    job_id = wait_for_job_of(stack, dag_id, run_id, task_id, "deferred", try_number=1)
+    assert task_instance(stack, dag_id, run_id, task_id)["trigger"]["triggerer_id"] == first
+
+    stack.start_triggerer("triggerer-2")
+    (second,) = wait_until(
+        lambda: (triggerer_ids(stack) - {first}) or None, timeout=90, what="the second triggerer's heartbeat"
+    )
+
+    stack.signal("triggerer", signal.SIGSTOP)  # the supervisor and its runner: slow, not dead
+    try:
+
+        def adopted() -> bool | None:
+            holder = (task_instance(stack, dag_id, run_id, task_id).get("trigger") or {}).get("triggerer_id")
+            relays = trigger_relays(stack, dag_id, run_id, task_id, 1, job_id, triggerer=str(second))
+            return True if holder == second and relays else None
+
+        wait_until(adopted, timeout=ACTION_TIMEOUT_S, what=f"triggerer {second} to take the wait over", interval=1)
+    finally:
+        stack.signal("triggerer", signal.SIGCONT)
+
+    # Woken up, the first triggerer lets go of the wait, and Airflow calls on_kill there as on a user's action.
+    def let_go() -> str | None:
+        if emulator_job(stack, job_id)["cancelled"]:
+            raise StackError(f"the hand-over cancelled Edge Impulse job {job_id}, which the deferred task waits on")
+        logs = "\n".join(trigger_logs(stack, dag_id, run_id, task_id, 1, triggerer=str(first)))
+        return logs if f"Edge Impulse job {job_id} keeps running" in logs else None
+
+    first_log = wait_until(let_go, timeout=ACTION_TIMEOUT_S, what=f"triggerer {first} to let the wait go")
+    assert "Trigger cancelled by user action, invoking on_kill" in first_log
+    assert "its task is still deferred, its wait moved to another triggerer" in first_log
+    job = emulator_job(stack, job_id)
+    assert (job["finished"], job["cancelled"]) == (None, False), job
+    assert task_instance(stack, dag_id, run_id, task_id)["state"] == "deferred"
+
+    stack.emulator("POST", f"/jobs/{job_id}/finish", json={"success": True})
+    ti = wait_for_ti_state(stack, dag_id, run_id, task_id, {"success", "failed"})
+    assert (ti["state"], ti["try_number"]) == ("success", 1), ti
+    job = emulator_job(stack, job_id)
+    assert (job["cancelled"], job["finishedSuccessful"]) == (False, True), job
+    started = jobs_started_since(stack, known)
+    assert [int(j["id"]) for j in started] == [job_id], f"exactly one remote job: {started}"
