@@ -21,22 +21,47 @@ Airflow 2 never calls a trigger's ``on_kill``.
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from typing import Any
 
-# The read goes through the triggerer's supervisor: milliseconds when it is warm, but its first read of this kind
-# sets up Airflow's in-process execution API, which took 10.7 s on a loaded two-core machine. A cancel that
-# follows has its own bound; Airflow cuts on_kill at [triggerer] on_kill_timeout (30 s by default).
-STATE_READ_BOUND_S = 15.0
+# Airflow cuts on_kill at [triggerer] on_kill_timeout; the state read and the cancel share that time. The read
+# goes through the triggerer's supervisor: milliseconds once warm, but the supervisor's first read of this kind
+# sets up Airflow's in-process execution API, which took about 15 s on a loaded two-core machine. So the read may
+# take all but the few seconds a cancel needs.
+_ON_KILL_TIMEOUT_FALLBACK_S = 30.0
+_MARGIN_S = 1.0
+CANCEL_RESERVE_S = 5.0
 _DEFERRED = "deferred"
 
 
-async def task_was_stopped(trigger: Any, what: str) -> bool:
+class KillBudget:
+    """The time left of Airflow's on_kill bound, started when ``on_kill`` starts."""
+
+    def __init__(self) -> None:
+        from airflow.providers.common.compat.sdk import conf
+
+        try:
+            total = conf.getfloat("triggerer", "on_kill_timeout", fallback=_ON_KILL_TIMEOUT_FALLBACK_S)
+        except Exception:  # an unreadable setting must not stop a kill
+            total = _ON_KILL_TIMEOUT_FALLBACK_S
+        if not total > 0:  # NaN or not positive: Airflow's default
+            total = _ON_KILL_TIMEOUT_FALLBACK_S
+        self.deadline = time.monotonic() + total - _MARGIN_S
+
+    def left(self, cap: float = math.inf) -> float:
+        """Seconds a step may take: at most ``cap``, at most what is left (never negative)."""
+        return max(0.0, min(cap, self.deadline - time.monotonic()))
+
+
+async def task_was_stopped(trigger: Any, what: str, budget: KillBudget) -> bool:
     """Whether ``on_kill`` should stop ``what`` (e.g. ``"Edge Impulse job 7"``): the task no longer waits on it."""
+    bound = max(budget.left() - CANCEL_RESERVE_S, 0.0)
     try:
-        async with asyncio.timeout(STATE_READ_BOUND_S):
+        async with asyncio.timeout(bound):
             state = await task_state(trigger)
     except Exception as err:
-        reason = f"no answer within {STATE_READ_BOUND_S:g} s" if isinstance(err, TimeoutError) else str(err)
+        reason = f"no answer within {bound:.0f} s" if isinstance(err, TimeoutError) else str(err)
         trigger.log.warning(
             "%s keeps running: the state of its task could not be read (%s), and a hand-over of the wait to "
             "another triggerer looks the same as a stop from here; cancel it in Studio if the task was stopped",

@@ -141,11 +141,11 @@ class EdgeImpulseJobTrigger(BaseTrigger):
         if lines:
             self.log.info("%s", "\n".join(f"[job {self.job_id}] {line}" for line in lines))
 
-    async def _cancel_remote_job(self, credentials: Any) -> str:
+    async def _cancel_remote_job(self, credentials: Any, bound: float = CANCEL_BOUND_S) -> str:
         from airflow_provider_edgeimpulse.hooks.async_client import AsyncEdgeImpulseClient
 
         try:
-            async with asyncio.timeout(CANCEL_BOUND_S), AsyncEdgeImpulseClient(credentials) as client:
+            async with asyncio.timeout(bound), AsyncEdgeImpulseClient(credentials) as client:
                 await client.cancel_job(self.project_id, self.job_id)
         except Exception as err:
             self.log.warning("Could not cancel Edge Impulse job %s: %s", self.job_id, err)
@@ -161,12 +161,13 @@ class EdgeImpulseJobTrigger(BaseTrigger):
         then, and the job is left running (see ``triggers/_kill.py``).
         """
         from airflow_provider_edgeimpulse.hooks.connection import aresolve_credentials
-        from airflow_provider_edgeimpulse.triggers._kill import task_was_stopped
+        from airflow_provider_edgeimpulse.triggers._kill import KillBudget, task_was_stopped
 
-        if not await task_was_stopped(self, f"Edge Impulse job {self.job_id}"):
+        budget = KillBudget()
+        if not await task_was_stopped(self, f"Edge Impulse job {self.job_id}", budget):
             return
         credentials = await aresolve_credentials(self.edgeimpulse_conn_id)
-        await self._cancel_remote_job(credentials)
+        await self._cancel_remote_job(credentials, bound=budget.left(CANCEL_BOUND_S))
 
 
 def deadline_from_timeout(timeout: float | None) -> float | None:

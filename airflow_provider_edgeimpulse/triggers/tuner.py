@@ -258,14 +258,15 @@ class EONTunerStateTrigger(BaseTrigger):
             return
         from airflow_provider_edgeimpulse.hooks.async_client import AsyncEdgeImpulseClient
         from airflow_provider_edgeimpulse.hooks.connection import aresolve_credentials
-        from airflow_provider_edgeimpulse.triggers._kill import task_was_stopped
+        from airflow_provider_edgeimpulse.triggers._kill import KillBudget, task_was_stopped
 
         run_id = self.tuner_coordinator_job_id
-        if not await task_was_stopped(self, f"EON Tuner run {run_id}"):
+        budget = KillBudget()
+        if not await task_was_stopped(self, f"EON Tuner run {run_id}", budget):
             return
         try:
             # Bounded below Airflow's own on_kill limit, so the outcome is ours to log.
-            async with asyncio.timeout(CANCEL_BOUND_S):
+            async with asyncio.timeout(budget.left(CANCEL_BOUND_S)):
                 credentials = await aresolve_credentials(self.edgeimpulse_conn_id)
                 async with AsyncEdgeImpulseClient(credentials) as client:
                     await client.cancel_job(self.project_id, run_id)

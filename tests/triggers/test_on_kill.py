@@ -200,12 +200,14 @@ async def test_an_unreadable_state_leaves_the_job_running_within_a_bound(
     em = edgeimpulse_emulator
     em.configure(job_duration=None)
     job_id = await asyncio.to_thread(start_job, em)
-    monkeypatch.setattr(_kill, "STATE_READ_BOUND_S", 0.3)
+    # Airflow's on_kill bound of 7 s leaves the read 1 s: 5 s stay for a cancel, 1 s margin.
+    monkeypatch.setenv("AIRFLOW__TRIGGERER__ON_KILL_TIMEOUT", "7")
     supervisor.stalled = True
     async with asyncio.timeout(10):  # a hang guard: the bound is what ends the read
         await job_trigger(em, job_id, task_in_state(dag_run, "failed")).on_kill()
     assert not (await record(em, job_id))["finished"]
-    assert f"Edge Impulse job {job_id} keeps running: the state of its task could not be read" in logged(caplog, capsys)
+    expected = f"Edge Impulse job {job_id} keeps running: the state of its task could not be read (no answer within 1 s"
+    assert expected in logged(caplog, capsys)
 
 
 async def test_a_trigger_without_a_task_instance_leaves_the_job_running(edgeimpulse_emulator, supervisor):
@@ -215,6 +217,21 @@ async def test_a_trigger_without_a_task_instance_leaves_the_job_running(edgeimpu
     await EdgeImpulseJobTrigger(job_id=job_id, project_id=em.project_id).on_kill()
     assert not (await record(em, job_id))["finished"]
     assert supervisor.requests == []
+
+
+@pytest.mark.parametrize("setting", ["nan", "0", "-3", "soon"])
+def test_a_kill_budget_from_a_bad_setting_is_airflows_default(monkeypatch, setting):
+    monkeypatch.setenv("AIRFLOW__TRIGGERER__ON_KILL_TIMEOUT", setting)
+    assert 28 < _kill.KillBudget().left() <= 29
+
+
+def test_a_kill_budget_follows_airflows_setting_and_caps(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__TRIGGERER__ON_KILL_TIMEOUT", "61")
+    budget = _kill.KillBudget()
+    assert 59 < budget.left() <= 60
+    assert budget.left(20) == 20
+    budget.deadline -= 100  # spent
+    assert budget.left(20) == 0
 
 
 # -- the EON Tuner trigger ----------------------------------------------------------------------------------------
