@@ -15,7 +15,11 @@ before starting its own, or re-attaches to it), so leaving it to that try is rig
 When the state cannot be read the work is left running: a hand-over happens to a triggerer that was unhealthy,
 the same trouble that can keep it from reading the state, and cancelling would fail a task nobody stopped (a
 retrain hours in). A job left running ends by itself and is named in the log, so it can be cancelled in Studio.
-Airflow 2 never calls a trigger's ``on_kill``.
+
+Airflow 3.3 also cancels ``on_kill`` itself: until the trigger has finished, the supervisor sends its cancel again
+with every state sync (about once a second) and each one cancels the trigger's task again, which cuts the running
+``on_kill`` short without a word. So the work runs in a task of its own that those cancels do not reach
+(``outlive_cancels``), bounded by ``KillBudget``. Airflow 2 never calls a trigger's ``on_kill``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 # Airflow cuts on_kill at [triggerer] on_kill_timeout; the state read and the cancel share that time. The read
@@ -33,6 +38,23 @@ _ON_KILL_TIMEOUT_FALLBACK_S = 30.0
 _MARGIN_S = 1.0
 CANCEL_RESERVE_S = 5.0
 _DEFERRED = "deferred"
+# Kill work whose on_kill was cancelled: referenced here until it ends, or the event loop would drop it.
+_OUTLIVING: set[asyncio.Task[None]] = set()
+
+
+async def outlive_cancels(work: Coroutine[Any, Any, None], trigger: Any, what: str) -> None:
+    """Run ``work`` to its end, also when ``on_kill`` is cancelled meanwhile (``work`` must bound itself)."""
+
+    async def guarded() -> None:
+        try:
+            await work
+        except Exception as err:  # nobody may be left to hear it: say it here
+            trigger.log.warning("Stopping %s failed: %s", what, err)
+
+    task = asyncio.ensure_future(guarded())
+    _OUTLIVING.add(task)
+    task.add_done_callback(_OUTLIVING.discard)
+    await asyncio.shield(task)
 
 
 class KillBudget:

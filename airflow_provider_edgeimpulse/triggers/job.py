@@ -160,11 +160,17 @@ class EdgeImpulseJobTrigger(BaseTrigger):
         Airflow 3.3 also calls this when it hands the wait to another triggerer; the task is still deferred
         then, and the job is left running (see ``triggers/_kill.py``).
         """
+        from airflow_provider_edgeimpulse.triggers._kill import outlive_cancels
+
+        what = f"Edge Impulse job {self.job_id}"
+        await outlive_cancels(self._cancel_if_stopped(what), self, what)
+
+    async def _cancel_if_stopped(self, what: str) -> None:
         from airflow_provider_edgeimpulse.hooks.connection import aresolve_credentials
         from airflow_provider_edgeimpulse.triggers._kill import KillBudget, task_was_stopped
 
         budget = KillBudget()
-        if not await task_was_stopped(self, f"Edge Impulse job {self.job_id}", budget):
+        if not await task_was_stopped(self, what, budget):
             return
         credentials = await aresolve_credentials(self.edgeimpulse_conn_id)
         await self._cancel_remote_job(credentials, bound=budget.left(CANCEL_BOUND_S))

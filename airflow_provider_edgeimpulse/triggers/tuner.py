@@ -256,13 +256,19 @@ class EONTunerStateTrigger(BaseTrigger):
         """
         if not self.cancel_on_kill:
             return
+        from airflow_provider_edgeimpulse.triggers._kill import outlive_cancels
+
+        what = f"EON Tuner run {self.tuner_coordinator_job_id}"
+        await outlive_cancels(self._cancel_if_stopped(what), self, what)
+
+    async def _cancel_if_stopped(self, what: str) -> None:
         from airflow_provider_edgeimpulse.hooks.async_client import AsyncEdgeImpulseClient
         from airflow_provider_edgeimpulse.hooks.connection import aresolve_credentials
         from airflow_provider_edgeimpulse.triggers._kill import KillBudget, task_was_stopped
 
         run_id = self.tuner_coordinator_job_id
         budget = KillBudget()
-        if not await task_was_stopped(self, f"EON Tuner run {run_id}", budget):
+        if not await task_was_stopped(self, what, budget):
             return
         try:
             # Bounded below Airflow's own on_kill limit, so the outcome is ours to log.

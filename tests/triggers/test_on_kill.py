@@ -12,7 +12,9 @@ processes is left out. ``tests/e2e/test_triggerer_handover.py`` runs the whole t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,6 +41,7 @@ class Supervisor:
         self.requests: list[Any] = []
         self.stalled = False
         self.released = threading.Event()
+        self.delay_s = 0.0
 
     def send(self, msg: Any) -> Any:
         from airflow.sdk.execution_time.comms import GetTaskStates
@@ -47,6 +50,7 @@ class Supervisor:
         self.requests.append(msg)
         if self.stalled:  # a supervisor too busy to answer (the trouble that gets a triggerer's triggers moved)
             self.released.wait(30)
+        time.sleep(self.delay_s)  # a supervisor busy with other work first
         assert isinstance(msg, GetTaskStates), msg
         response, _ = handle_get_task_states(self.client, msg)
         return response
@@ -219,6 +223,33 @@ async def test_a_trigger_without_a_task_instance_leaves_the_job_running(edgeimpu
     assert supervisor.requests == []
 
 
+async def cancelled_again_while_it_runs(on_kill: Any) -> None:
+    """What Airflow 3.3 does: the trigger's cancel comes again with the next state sync, cancelling ``on_kill``."""
+    kill = asyncio.ensure_future(on_kill)
+    await asyncio.sleep(0.2)
+    kill.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await kill
+
+
+async def until_cancelled(em: Any, job_id: int) -> dict[str, Any]:
+    async with asyncio.timeout(20):
+        while not (job := await record(em, job_id))["cancelled"]:
+            await asyncio.sleep(0.05)
+    return job
+
+
+async def test_a_user_stop_cancels_the_job_even_when_on_kill_is_cancelled_again(
+    edgeimpulse_emulator, dag_run, supervisor
+):
+    em = edgeimpulse_emulator
+    em.configure(job_duration=None)
+    job_id = await asyncio.to_thread(start_job, em)
+    supervisor.delay_s = 1.0
+    await cancelled_again_while_it_runs(job_trigger(em, job_id, task_in_state(dag_run, "failed")).on_kill())
+    assert (await until_cancelled(em, job_id))["finished"]
+
+
 @pytest.mark.parametrize("setting", ["nan", "0", "-3", "soon"])
 def test_a_kill_budget_from_a_bad_setting_is_airflows_default(monkeypatch, setting):
     monkeypatch.setenv("AIRFLOW__TRIGGERER__ON_KILL_TIMEOUT", setting)
@@ -244,6 +275,17 @@ async def test_a_user_stop_cancels_the_tuner_run(edgeimpulse_emulator, dag_run, 
     await tuner_trigger(em, run_id, task_in_state(dag_run, "failed")).on_kill()
     run = await record(em, run_id)
     assert run["finished"] and run["cancelled"]
+
+
+async def test_a_user_stop_cancels_the_tuner_run_even_when_on_kill_is_cancelled_again(
+    edgeimpulse_emulator, dag_run, supervisor
+):
+    em = edgeimpulse_emulator
+    em.configure(job_duration=None)
+    run_id = await asyncio.to_thread(start_tuner, em)
+    supervisor.delay_s = 1.0
+    await cancelled_again_while_it_runs(tuner_trigger(em, run_id, task_in_state(dag_run, "failed")).on_kill())
+    assert (await until_cancelled(em, run_id))["finished"]
 
 
 async def test_a_hand_over_leaves_the_tuner_run_running(edgeimpulse_emulator, dag_run, supervisor):
