@@ -12,7 +12,6 @@ import gzip
 import hashlib
 import io
 import json
-import threading
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -24,6 +23,7 @@ import pytest
 from airflow_provider_edgeimpulse.exceptions import EdgeImpulseAPIError
 from airflow_provider_edgeimpulse.hooks.download import MAX_FILENAME_BYTES, server_filename
 from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
+from tests.hang_guard import run_bounded
 from tests.hooks.conftest import FAST_POLICY, set_connection
 from tests.hooks.scripted_http import Script, drip, response_head, scripted_server, send
 
@@ -41,21 +41,7 @@ def a_zip(entries: int = 3, size: int = 20_000) -> bytes:
 
 
 def bounded(call: Callable[[], Any], seconds: float = HANG_GUARD_S) -> tuple[Any, BaseException | None]:
-    """Run ``call`` on a daemon thread; fail the test if it is still running after ``seconds``."""
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["result"] = call()
-        except BaseException as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        pytest.fail(f"the download was still running after {seconds:g} s")
-    return box.get("result"), box.get("error")
+    return run_bounded(call, seconds, "the download")
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 
 from airflow_provider_edgeimpulse.operators._globs import glob_files, split_pattern
 from airflow_provider_edgeimpulse.operators.data import EdgeImpulseUploadSamplesOperator
+from tests.hang_guard import run_bounded
 from tests.operators.fakes import make_context
 
 # A guard so that a walk that never ends fails the test instead of hanging the run (not a speed goal).
@@ -46,22 +46,10 @@ def upload(paths: Any, **kwargs: Any) -> dict[str, Any]:
 
 
 def bounded(call: Callable[[], Any], seconds: float = HANG_GUARD_S) -> Any:
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["result"] = call()
-        except BaseException as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        pytest.fail(f"still expanding the pattern after {seconds:g} s: it does not end")
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
+    result, error = run_bounded(call, seconds, "expanding the pattern (it does not end)")
+    if error is not None:
+        raise error
+    return result
 
 
 def test_a_link_to_a_file_outside_the_folder_is_not_uploaded(em, tmp_path, capsys):
