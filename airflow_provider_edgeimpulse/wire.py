@@ -9,7 +9,9 @@ loop's timer order and stalls every coroutine on it.
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,9 +44,9 @@ class WireLimits:
     Upper bounds on what one server may make us hold, far above anything Studio sends.
 
     ``max_response_bytes`` bounds one REST answer read into memory (downloads stream and are bounded by
-    the artefact size instead); ``max_frame_bytes`` bounds one WebSocket message; ``max_queued_events``
-    bounds the events a single wait's subscription buffers before it drops (with a counted note) what
-    cannot be coalesced; ``max_redirects`` bounds the redirects one request follows.
+    the artefact size instead); ``max_frame_bytes`` bounds one WebSocket message (a bigger one ends that
+    socket); ``max_queued_events`` bounds the events a single wait's subscription buffers before it drops
+    (with a counted note) what cannot be coalesced; ``max_redirects`` bounds the redirects one request follows.
     """
 
     max_response_bytes: int = 64 * MIB
@@ -54,3 +56,49 @@ class WireLimits:
 
 
 DEFAULT_WIRE_LIMITS = WireLimits()
+
+
+class RateLimitedLog:
+    """
+    At most ``burst`` records of one kind per ``period`` seconds; the rest are counted, not logged.
+
+    For everything a server can make us log once per frame or per event (garbage frames, oversized frames,
+    dropped events): a flood costs a few lines, not one per frame. The count of what was held back is
+    reported with the first record of that kind in a later period. Kinds are a caller's fixed names, so
+    the table stays as small as the code that uses it.
+    """
+
+    def __init__(self, logger: logging.Logger, *, burst: int = 5, period: float = 60.0) -> None:
+        self.logger = logger
+        self.burst = burst
+        self.period = period
+        self._windows: dict[str, _Window] = {}
+
+    def log(self, level: int, kind: str, msg: str, *args: Any) -> bool:
+        """Log ``msg % args`` unless ``kind`` has had its ``burst`` this period; True when it was logged."""
+        now = time.monotonic()
+        window = self._windows.get(kind)
+        if window is None or now - window.start >= self.period:
+            held = window.held if window is not None else 0
+            window = self._windows[kind] = _Window(now)
+            if held:
+                msg += " (and %d more like it before, not logged)"
+                args = (*args, held)
+        if window.logged >= self.burst:
+            window.held += 1
+            return False
+        window.logged += 1
+        self.logger.log(level, msg, *args)
+        return True
+
+    def held_back(self, kind: str) -> int:
+        """Records of ``kind`` not logged in the current period."""
+        window = self._windows.get(kind)
+        return 0 if window is None else window.held
+
+
+@dataclass
+class _Window:
+    start: float
+    logged: int = 0
+    held: int = 0

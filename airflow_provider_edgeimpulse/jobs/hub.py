@@ -4,6 +4,11 @@ One live Socket.IO connection per (event loop, Studio host, principal, project),
 A triggerer holds hundreds of waits in one event loop; giving each its own socket would cost a token
 request, a TLS handshake and a server-side session per wait. The hub fans events out by job id and
 closes its socket when the last subscriber leaves.
+
+Everything the server sends is bounded: one frame by ``WireLimits.max_frame_bytes`` (a bigger one ends that
+socket), the events a wait has not read yet by ``WireLimits.max_queued_events``, the heartbeat by
+``socketio_codec.heartbeat``, and what it can make us log by a rate limit. The handshake goes to the Studio
+origin only: a redirect is refused, never followed, so the socket token cannot be carried to another host.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
@@ -24,10 +30,13 @@ from airflow_provider_edgeimpulse import socketio_codec as sio
 from airflow_provider_edgeimpulse.hooks.async_client import AsyncEdgeImpulseClient
 from airflow_provider_edgeimpulse.hooks.credentials import EdgeImpulseCredentials
 from airflow_provider_edgeimpulse.hooks.job_log import bound_line
+from airflow_provider_edgeimpulse.hooks.policy import USER_AGENT
+from airflow_provider_edgeimpulse.wire import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
 EventKind = Literal["connected", "disconnected", "data", "finished"]
+_STATE_KINDS = ("connected", "disconnected")
 _CLOSE_BOUND_S = 5.0
 _HANDSHAKE_BOUND_S = 15.0
 
@@ -52,17 +61,61 @@ class ReconnectPolicy:
         return random.uniform(self.first_delay, max(ceiling, self.first_delay))
 
 
+class EventQueue(asyncio.Queue[HubEvent]):
+    """
+    One wait's unread events, bounded: a server that floods a job's events costs at most ``limit`` of them.
+
+    What can be coalesced is: one finish is enough (REST decides the outcome), and a connection change replaces
+    one queued right before it (only the newest state matters to a wait). What cannot, a log line, is dropped
+    past ``limit`` and counted in ``dropped``. Finishes and connection changes are never dropped, so the
+    queue may hold a few events more than ``limit``.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.dropped = 0
+        self.coalesced = 0
+        self._finish_queued = False
+
+    def _put(self, item: HubEvent) -> None:
+        items = self._queue  # type: ignore[attr-defined]  # asyncio.Queue's deque: the documented hook's storage
+        if item.kind == "finished":
+            if self._finish_queued:
+                self.coalesced += 1
+                return
+            self._finish_queued = True
+        elif item.kind in _STATE_KINDS:
+            if items and items[-1].kind in _STATE_KINDS:
+                items[-1] = item
+                self.coalesced += 1
+                return
+        elif len(items) >= self.limit:
+            self.dropped += 1
+            return
+        items.append(item)
+
+    def _get(self) -> HubEvent:
+        item: HubEvent = self._queue.popleft()  # type: ignore[attr-defined]
+        if item.kind == "finished":
+            self._finish_queued = False
+        return item
+
+
 class Subscription:
-    """One wait's view of the hub: a queue of events for one job id."""
+    """One wait's view of the hub: a bounded queue of events for one job id."""
 
     def __init__(self, hub: JobEventHub, job_id: int) -> None:
         self.hub = hub
         self.job_id = job_id
-        self.queue: asyncio.Queue[HubEvent] = asyncio.Queue()
+        self.queue = EventQueue(hub.credentials.limits.max_queued_events)
         self.closed = False
+        self._noted_drops = 0
 
     async def next(self, timeout: float | None) -> HubEvent | None:
         """The next event, or ``None`` when ``timeout`` seconds pass without one."""
+        if self.queue.dropped != self._noted_drops:
+            self._note_drops()
         if not self.queue.empty():
             # No timer for an event that is already here: arming and cancelling one per event cost a third of
             # the triggerer's time in a burst.
@@ -72,6 +125,19 @@ class Subscription:
                 return await self.queue.get()
         except TimeoutError:
             return None
+
+    def _note_drops(self) -> None:
+        dropped = self.queue.dropped - self._noted_drops
+        self._noted_drops = self.queue.dropped
+        self.hub.rate_limited.log(
+            logging.WARNING,
+            "dropped",
+            "Edge Impulse job %s: %d socket log lines were dropped because more than %d were waiting to be read; "
+            "the job's whole log stays in Studio",
+            self.job_id,
+            dropped,
+            self.queue.limit,
+        )
 
     async def aclose(self) -> None:
         if not self.closed:
@@ -97,6 +163,9 @@ class JobEventHub:
         self.eio = sio.EIOVersion(eio)
         self._subs: dict[int, set[Subscription]] = {}
         self._ws: aiohttp.ClientWebSocketResponse | None = None
+        # The socket's own session: no cookie of the REST session rides along, and its handshake refuses redirects.
+        self._socket_session: aiohttp.ClientSession | None = None
+        self.rate_limited = RateLimitedLog(log)
         self._task: asyncio.Task[None] | None = None
         self._on_empty = on_empty
         self.connected = False
@@ -137,6 +206,9 @@ class JobEventHub:
             # Bounded: a cancellation swallowed around ws_connect must not hang the caller.
             await asyncio.wait({task}, timeout=_CLOSE_BOUND_S)
         await self._close_ws()
+        session, self._socket_session = self._socket_session, None
+        if session is not None and not session.closed:
+            await session.close()
         await self.client.close()
 
     def _send_nowait(self, frame: str) -> None:
@@ -168,13 +240,22 @@ class JobEventHub:
             token = await self.client.get_socket_token(self.project_id)
             params = {"token": token, "EIO": str(int(self.eio)), "transport": "websocket"}
             async with asyncio.timeout(_HANDSHAKE_BOUND_S):
-                ws = await self.client.session.ws_connect(
-                    self.credentials.socket_url, params=params, autoping=False, max_msg_size=0
+                ws = await self._session().ws_connect(
+                    self.credentials.socket_url,
+                    params=params,
+                    autoping=False,
+                    max_msg_size=self.credentials.limits.max_frame_bytes,
                 )
             self._ws = ws
             return await self._read(ws)
         except asyncio.CancelledError:
             raise
+        except HandshakeRedirected as err:
+            reason = str(err)
+            self.rate_limited.log(
+                logging.WARNING, "redirect", "Edge Impulse socket for project %s: %s", self.project_id, reason
+            )
+            return reason
         except aiohttp.WSServerHandshakeError as err:
             return f"socket refused with HTTP {err.status}"
         except TimeoutError:
@@ -183,6 +264,16 @@ class JobEventHub:
             return f"socket unavailable ({type(err).__name__}: {_safe_text(err)})"
         finally:
             await self._close_ws()
+
+    def _session(self) -> aiohttp.ClientSession:
+        session = self._socket_session
+        if session is None or session.closed:
+            refuse = aiohttp.TraceConfig()
+            refuse.on_request_redirect.append(_refuse_redirect)
+            session = self._socket_session = aiohttp.ClientSession(
+                headers={"User-Agent": USER_AGENT}, trace_configs=[refuse], timeout=aiohttp.ClientTimeout(total=None)
+            )
+        return session
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> str:
         silence = _SilenceWatch(_HANDSHAKE_BOUND_S)
@@ -204,20 +295,23 @@ class JobEventHub:
             if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
                 return "socket closed"
             if msg.type is aiohttp.WSMsgType.ERROR:
-                return "socket error"
+                return self._error_reason(msg.data)
             if msg.type is not aiohttp.WSMsgType.TEXT:
                 continue
             try:
                 frame = sio.decode_frame(msg.data)
             except sio.MalformedFrame as err:
-                log.warning("Skipping a malformed Socket.IO frame from Edge Impulse: %s", err)
+                self.rate_limited.log(
+                    logging.WARNING, "malformed", "Skipping a malformed Socket.IO frame from Edge Impulse: %s", err
+                )
                 continue
             if frame.engine is sio.EngineType.OPEN:
-                silence.set_bound(_ping_bound(frame.open or {}, self.eio))
+                beat = sio.heartbeat(frame.open)
+                silence.set_bound(beat.silence_bound)
                 if self.eio is sio.EIOVersion.V4:
                     await ws.send_str(sio.encode_connect())
                 else:
-                    self._start_pinger(ws, frame.open or {})
+                    self._start_pinger(ws, beat.interval)
             elif frame.engine is sio.EngineType.PING:
                 await ws.send_str(sio.encode_pong(frame.data))
             elif frame.engine is sio.EngineType.CLOSE:
@@ -238,9 +332,22 @@ class JobEventHub:
             await ws.send_str(sio.encode_event("start-log-stream", {"jobId": job_id}))
         self._emit(HubEvent("connected"))
 
-    def _start_pinger(self, ws: aiohttp.ClientWebSocketResponse, open_info: dict[str, Any]) -> None:
-        """Engine.IO 3 clients ping the server; the reader sees the pongs."""
-        interval = max(float(open_info.get("pingInterval") or 25000) / 1000.0, 0.05)
+    def _error_reason(self, error: Any) -> str:
+        """Why the socket ended with an error frame; an oversized frame is said in the log, at a bounded rate."""
+        if isinstance(error, aiohttp.WebSocketError) and error.code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG:
+            reason = f"a socket frame was larger than the limit of {self.credentials.limits.max_frame_bytes} bytes"
+            self.rate_limited.log(
+                logging.WARNING,
+                "oversized",
+                "Edge Impulse socket for project %s closed: %s; the waits check REST until it is back",
+                self.project_id,
+                reason,
+            )
+            return reason
+        return f"socket error ({type(error).__name__})"
+
+    def _start_pinger(self, ws: aiohttp.ClientWebSocketResponse, interval: float) -> None:
+        """Engine.IO 3 clients ping the server every ``interval`` seconds; the reader sees the pongs."""
 
         async def ping() -> None:
             while not ws.closed:
@@ -342,11 +449,28 @@ async def _send_quietly(ws: aiohttp.ClientWebSocketResponse, frame: str) -> None
         await ws.send_str(frame)
 
 
-def _ping_bound(open_info: dict[str, Any], eio: sio.EIOVersion) -> float:
-    """How long silence may last before the socket counts as dead."""
-    interval = float(open_info.get("pingInterval") or 25000)
-    timeout = float(open_info.get("pingTimeout") or 20000)
-    return (interval + timeout) / 1000.0
+class HandshakeRedirected(aiohttp.ClientError):
+    """The socket handshake was answered with a redirect, which is never followed."""
+
+
+async def _refuse_redirect(
+    session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestRedirectParams
+) -> None:
+    """
+    Stop the handshake at its first redirect, before aiohttp follows it.
+
+    A Socket.IO server does not redirect its handshake; a proxy that does may echo the query (the socket token)
+    into the new location, to another host or from wss to ws. The target is named by origin only.
+    """
+    resp = params.response
+    location = resp.headers.get("Location", "")
+    try:
+        parts = urlsplit(urljoin(str(resp.url), location))
+        target = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    except ValueError:
+        target = "an unreadable location"
+    resp.close()
+    raise HandshakeRedirected(f"socket handshake redirected (HTTP {resp.status}) to {target}; not followed")
 
 
 def _int_or_none(value: Any) -> int | None:
