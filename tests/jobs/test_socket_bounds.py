@@ -1,0 +1,282 @@
+"""
+What a hostile Socket.IO server can do to a wait, against a real loopback server that does it: heartbeat numbers
+no timer should take, garbage and oversized frames, event floods, and a handshake redirected to another host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from airflow_provider_edgeimpulse.hooks.credentials import AuthType, EdgeImpulseCredentials
+from airflow_provider_edgeimpulse.jobs.waiter import JobOutcome, WaitSettings, wait_for_job
+from airflow_provider_edgeimpulse.wire import WireLimits
+from tests.jobs.rogue_studio import API_KEY, SOCKET_TOKEN, RogueStudio
+
+PROJECT_ID = 1
+JOB_ID = 7
+HUB_LOGGER = "airflow_provider_edgeimpulse.jobs.hub"
+
+
+def _credentials(url: str, limits: WireLimits | None = None) -> EdgeImpulseCredentials:
+    return EdgeImpulseCredentials(
+        studio_url=url,
+        auth_type=AuthType.API_KEY,
+        api_key=API_KEY,
+        project_id=PROJECT_ID,
+        timeout=10,
+        limits=limits or WireLimits(),
+    )
+
+
+@pytest.fixture
+def rogue_factory() -> Iterator[Callable[..., RogueStudio]]:
+    started: list[RogueStudio] = []
+
+    def make(**kwargs: Any) -> RogueStudio:
+        studio = RogueStudio(**kwargs).start()
+        started.append(studio)
+        return studio
+
+    yield make
+    for studio in started:
+        studio.stop()
+
+
+class _Ticker:
+    """Another coroutine on the wait's event loop: it counts its 10 ms sleeps, which a stalled loop stops."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(0.01)
+            self.ticks += 1
+
+    async def __aenter__(self) -> _Ticker:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+    async def advanced(self, ticks: int, within: float) -> bool:
+        """Whether the ticker makes ``ticks`` more ticks within ``within`` s (watched from a thread: no loop timer)."""
+        target = self.ticks + ticks
+
+        def watch() -> bool:
+            deadline = time.monotonic() + within
+            while time.monotonic() < deadline:
+                if self.ticks >= target:
+                    return True
+                time.sleep(0.01)
+            return False
+
+        return await asyncio.to_thread(watch)
+
+
+def _until(predicate: Callable[[], bool], within: float = 20.0) -> bool:
+    """Poll ``predicate`` from a thread until it holds or ``within`` seconds pass."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+async def _outcome(task: asyncio.Task[JobOutcome], within: float = 30.0) -> JobOutcome:
+    """The wait's outcome, guarded by a thread: a loop whose timers are broken cannot hang the test."""
+    done = threading.Event()
+    task.add_done_callback(lambda _: done.set())
+    assert await asyncio.to_thread(done.wait, within), "the wait did not end"
+    return task.result()
+
+
+@pytest.fixture
+async def waits() -> AsyncIterator[list[asyncio.Task[JobOutcome]]]:
+    tasks: list[asyncio.Task[JobOutcome]] = []
+    yield tasks
+    for task in tasks:
+        task.cancel()
+    await asyncio.wait(tasks, timeout=10) if tasks else None
+
+
+def _start_wait(
+    tasks: list[asyncio.Task[JobOutcome]], credentials: EdgeImpulseCredentials, **settings: Any
+) -> asyncio.Task[JobOutcome]:
+    task = asyncio.create_task(
+        wait_for_job(credentials, PROJECT_ID, JOB_ID, deadline=time.time() + 60, settings=WaitSettings(**settings))
+    )
+    tasks.append(task)
+    return task
+
+
+# ------------------------------------------------------------------------------------------- heartbeat numbers
+
+
+@pytest.mark.parametrize(
+    ("interval", "timeout"),
+    [
+        ("1e999", "-1e999"),  # infinity plus minus infinity: a NaN silence bound
+        ("1e999", "1e999"),
+        ("-5000", "-5000"),
+        ("0", "0"),
+        ("1e300", "20000"),
+        ("1" + "0" * 400, "20000"),  # an integer no float can hold
+    ],
+    ids=["inf-minus-inf", "infinite", "negative", "zero", "huge", "huge-int"],
+)
+@pytest.mark.parametrize("eio", [3, 4])
+async def test_hostile_heartbeat_neither_stalls_the_loop_nor_the_wait(rogue_factory, waits, interval, timeout, eio):
+    open_frame = f'0{{"sid":"s","upgrades":[],"pingInterval":{interval},"pingTimeout":{timeout}}}'
+    studio = rogue_factory(open_frame=open_frame)
+    from airflow_provider_edgeimpulse.jobs.hub import registry_for_running_loop
+
+    credentials = _credentials(studio.url)
+    registry_for_running_loop().hub_for(credentials, PROJECT_ID, eio=eio)
+    async with _Ticker() as ticker:
+        wait = _start_wait(waits, credentials)
+        assert await asyncio.to_thread(studio.subscribed.wait, 10), "the wait never subscribed"
+        assert await ticker.advanced(20, within=10), "the event loop stalled after the handshake"
+        await asyncio.to_thread(studio.finish, JOB_ID)
+        outcome = await _outcome(wait)
+        assert await ticker.advanced(20, within=10), "the event loop stalled"
+    assert outcome.status == "success"
+
+
+# ------------------------------------------------------------------------------------------------ what it sends
+
+
+def _hub_records(caplog: pytest.LogCaptureFixture, level: int = logging.WARNING) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == HUB_LOGGER and r.levelno >= level]
+
+
+async def test_a_garbage_flood_is_logged_at_a_bounded_rate(rogue_factory, waits, caplog):
+    frames = 20_000
+    sent = threading.Event()
+
+    async def flood(studio: RogueStudio, ws: web.WebSocketResponse) -> None:
+        for index in range(frames):
+            await ws.send_str(("9zzz", '42{"not":"a list"}', "4", '0{"sid":1}')[index % 4])
+        sent.set()
+
+    studio = rogue_factory(after_connect=flood)
+    caplog.set_level(logging.WARNING, logger=HUB_LOGGER)
+    wait = _start_wait(waits, _credentials(studio.url))
+    assert await asyncio.to_thread(sent.wait, 30), "the flood was not sent"
+    await asyncio.to_thread(studio.finish, JOB_ID)
+    outcome = await _outcome(wait)
+    assert outcome.status == "success"
+    malformed = [r for r in _hub_records(caplog) if "malformed" in r.getMessage().lower()]
+    assert malformed, "garbage is still reported"
+    assert len(malformed) <= 10, f"{len(malformed)} log records for {frames} garbage frames"
+
+
+async def test_an_oversized_frame_ends_that_socket_and_the_wait_goes_on(rogue_factory, waits, caplog):
+    limit = 64 * 1024
+    sockets = 0
+
+    async def huge_first(studio: RogueStudio, ws: web.WebSocketResponse) -> None:
+        nonlocal sockets
+        sockets += 1
+        if sockets == 1:
+            await ws.send_str('42["job-data-7",{"data":"' + "x" * (4 * 1024 * 1024) + '"}]')
+
+    studio = rogue_factory(after_connect=huge_first)
+    caplog.set_level(logging.WARNING, logger=HUB_LOGGER)
+    lines: list[str] = []
+    credentials = _credentials(studio.url, WireLimits(max_frame_bytes=limit))
+    wait = asyncio.create_task(
+        wait_for_job(credentials, PROJECT_ID, JOB_ID, deadline=time.time() + 60, on_log=lines.append)
+    )
+    waits.append(wait)
+
+    assert await asyncio.to_thread(_until, lambda: len(studio.seen.subscribed) >= 2), (
+        "the wait did not get a new socket after the oversized frame"
+    )
+    await asyncio.to_thread(studio.finish, JOB_ID)
+    outcome = await _outcome(wait)
+    assert outcome.status == "success"
+    assert not any(len(line) > limit for line in lines)
+    said = [r.getMessage() for r in _hub_records(caplog)]
+    assert any(f"larger than the limit of {limit} bytes" in message for message in said), said
+
+
+async def test_an_event_flood_stays_within_the_queue_bound_and_one_finish_is_kept(rogue_factory, waits, caplog):
+    limit = 100
+    events = 5_000
+    sent = threading.Event()
+
+    async def flood(studio: RogueStudio, ws: web.WebSocketResponse) -> None:
+        for index in range(events):
+            await ws.send_str(f'42["job-finished",{{"jobId":{JOB_ID},"success":true}}]')
+            await ws.send_str(f'42["job-data-{JOB_ID}",{{"data":"line {index}"}}]')
+        sent.set()
+
+    studio = rogue_factory(after_connect=flood)
+    caplog.set_level(logging.WARNING, logger=HUB_LOGGER)
+    credentials = _credentials(studio.url, WireLimits(max_queued_events=limit))
+    from airflow_provider_edgeimpulse.jobs.hub import registry_for_running_loop
+
+    hub = registry_for_running_loop().hub_for(credentials, PROJECT_ID)
+    wait = _start_wait(waits, credentials)
+    peak = 0
+
+    async def sample() -> None:
+        nonlocal peak
+        while True:
+            for subs in list(hub._subs.values()):
+                for sub in subs:
+                    peak = max(peak, sub.queue.qsize())
+            await asyncio.sleep(0)
+
+    sampler = asyncio.create_task(sample())
+    try:
+        # The job is still running: each finish event sends the wait into its REST confirmation while the flood
+        # keeps coming, so unread events pile up as fast as the server can send them.
+        assert await asyncio.to_thread(sent.wait, 60), "the flood was not sent"
+        await asyncio.to_thread(studio.finish, JOB_ID)
+        outcome = await _outcome(wait)
+    finally:
+        sampler.cancel()
+    assert outcome.status == "success"
+    assert 0 < peak <= limit + 3, f"{peak} unread events held for a bound of {limit}"
+    notes = [r.getMessage() for r in _hub_records(caplog) if "dropped" in r.getMessage()]
+    assert notes and len(notes) <= 5, notes
+
+
+# ------------------------------------------------------------------------------------------------- credentials
+
+
+async def test_a_redirected_handshake_is_not_followed_and_the_token_stays_home(rogue_factory, waits, caplog):
+    elsewhere = rogue_factory()
+    studio = rogue_factory()
+    studio.redirect_socket_to = elsewhere.url  # the whole path and query, token included, as a proxy echoes it
+    caplog.set_level(logging.WARNING, logger=HUB_LOGGER)
+    wait = _start_wait(waits, _credentials(studio.url), poll_interval=0.2)
+
+    # Either the redirect was followed (the other host sees a handshake) or the wait retries its own Studio.
+    assert await asyncio.to_thread(_until, lambda: elsewhere.seen.handshakes or len(studio.seen.handshakes) >= 2), (
+        "the socket was neither followed nor retried"
+    )
+    assert SOCKET_TOKEN in studio.seen.handshakes[0]
+    assert not any(SOCKET_TOKEN in query for query in elsewhere.seen.handshakes), "the token went to another host"
+    assert elsewhere.seen.handshakes == [], "the handshake was followed to another origin"
+    await asyncio.to_thread(studio.finish, JOB_ID)
+    outcome = await _outcome(wait)
+    assert outcome.status == "success", "the wait falls back to REST"
+    assert elsewhere.seen.api_keys == []
+    said = [r.getMessage() for r in _hub_records(caplog)]
+    assert any("redirected (HTTP 302)" in message and "not followed" in message for message in said), said
+    assert not any(SOCKET_TOKEN in message for message in said)
