@@ -167,10 +167,14 @@ class Emulator:
     def sockets(self) -> int:
         return int(self.call("GET", "/_emulator/sockets")["open"])
 
-    def start_job(self, path: str = "jobs/retrain") -> int:
+    def start_job(self, path: str = "jobs/retrain", *, project_id: int = PROJECT_ID, api_key: str = API_KEY) -> int:
         """Start a job over plain REST (not through the code under test)."""
-        data = self.call("POST", f"/v1/api/{PROJECT_ID}/{path}", {}, headers={"x-api-key": API_KEY})
+        data = self.call("POST", f"/v1/api/{project_id}/{path}", {}, headers={"x-api-key": api_key})
         return int(data["id"])
+
+    def add_principal(self, api_key: str, project_id: int) -> None:
+        """One more API key, opening one more project (see the emulator's ``/_emulator/principals``)."""
+        self.call("POST", "/_emulator/principals", {"api_key": api_key, "project_id": project_id})
 
     # -- what the code under test needs
 

@@ -1,6 +1,8 @@
 """
 1000 EdgeImpulseJobTrigger runs in one event loop of one process, as a triggerer holds them; the jobs then end
-in one burst. Baseline: the same with one socket per wait (every wait gets a hub of its own).
+in one burst. Baseline: the same with one socket per wait (every wait gets a hub of its own). Then many projects:
+5000 runs over 50 projects, each opened by its own API key (50 connections), in one process; the goal is at most
+one socket per project, and the figures are printed next to the same run's baseline (``many_projects_*``).
 
 Each side runs in a fresh child process so that its peak RSS (VmHWM) is its own; the child's stdout (the
 triggers' log lines, rendered by Airflow's logging as in a triggerer) goes to /dev/null, its figures to a file.
@@ -8,6 +10,8 @@ The burst comes from a helper process (see ``_common.FinishBurst``) once every t
 check; "last event after last finish" runs from the moment the last finish request was sent to the moment the
 last trigger event was yielded. The emulator broadcasts every job's events to every socket of the project, so
 the baseline's burst costs sockets x events; it is given ``--baseline-cap`` seconds and reports how far it got.
+"Loop lag" is how late a 20 ms sleep on the triggers' event loop wakes up, sampled from the first trigger to the
+last event: what every other trigger of a triggerer would feel.
 """
 
 from __future__ import annotations
@@ -25,12 +29,28 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from _common import PROJECT_ID, Emulator, FinishBurst, emit, note, parser, peak_rss_mb, rounded, rss_mb
+from _common import (
+    API_KEY,
+    CONN_ID,
+    PROJECT_ID,
+    Emulator,
+    FinishBurst,
+    emit,
+    note,
+    parser,
+    peak_rss_mb,
+    percentile,
+    rounded,
+    rss_mb,
+)
 
 if TYPE_CHECKING:
     from airflow.triggers.base import TriggerEvent
 
 STATUS_ROUTE = "GET /v1/api/{projectId}/jobs/{jobId}/status"
+LAG_SAMPLE_S = 0.02
+# Projects of the many-projects run: ids and keys of their own, next to the emulator's project 1.
+FIRST_EXTRA_PROJECT = 1001
 
 
 # ------------------------------------------------------------------------------------------ one side (a child)
@@ -49,6 +69,7 @@ class Side:
     def __init__(self, waits: int) -> None:
         self.waits = waits
         self.events: list[tuple[float, str]] = []
+        self.lags: list[float] = []
         self.peak_sockets = 0
         self.rss_before = rss_mb()
         self.rss_live: float | None = None
@@ -72,10 +93,25 @@ class Side:
             "last_event_after_last_finish_ms": (
                 rounded((last_event - sent["last_sent"]) * 1000) if complete and sent and last_event else None
             ),
+            "loop_lag_p99_ms": rounded(percentile(self.lags, 99) * 1000) if self.lags else None,
+            "loop_lag_max_ms": rounded(max(self.lags) * 1000) if self.lags else None,
         }
 
 
-async def run_side(url: str, job_ids: list[int], one_socket_per_wait: bool, cap: float, result: Path) -> None:
+def _conn_id(project_id: int) -> str:
+    return CONN_ID if project_id == PROJECT_ID else f"edgeimpulse_bench_{project_id}"
+
+
+def _use_connections(url: str, keys: dict[int, str]) -> None:
+    """One Airflow connection (env var form) per project, each with its project's own API key."""
+    for project_id, api_key in keys.items():
+        conn = {"conn_type": "edgeimpulse", "host": url, "password": api_key, "extra": {"project_id": project_id}}
+        os.environ[f"AIRFLOW_CONN_{_conn_id(project_id).upper()}"] = json.dumps(conn)
+
+
+async def run_side(
+    url: str, jobs: list[tuple[int, int]], keys: dict[int, str], one_socket_per_wait: bool, cap: float, result: Path
+) -> None:
     from airflow_provider_edgeimpulse.jobs import hub, waiter
     from airflow_provider_edgeimpulse.triggers.job import EdgeImpulseJobTrigger
 
@@ -88,12 +124,12 @@ async def run_side(url: str, job_ids: list[int], one_socket_per_wait: bool, cap:
 
     emulator = Emulator()
     emulator.url = url
-    emulator.use_as_default_connection()
-    side = Side(len(job_ids))
-    burst = FinishBurst(url, job_ids)
+    _use_connections(url, keys)
+    side = Side(len(jobs))
+    burst = FinishBurst(url, [job_id for _, job_id in jobs])
 
-    async def one(job_id: int) -> None:
-        trigger = EdgeImpulseJobTrigger(job_id=job_id, project_id=PROJECT_ID)
+    async def one(project_id: int, job_id: int) -> None:
+        trigger = EdgeImpulseJobTrigger(job_id=job_id, project_id=project_id, edgeimpulse_conn_id=_conn_id(project_id))
         # A triggerer takes the first event, then closes the generator.
         gen = cast(AsyncGenerator["TriggerEvent", None], trigger.run())
         try:
@@ -107,6 +143,13 @@ async def run_side(url: str, job_ids: list[int], one_socket_per_wait: bool, cap:
             side.peak_sockets = max(side.peak_sockets, await asyncio.to_thread(emulator.sockets))
             await asyncio.sleep(0.05)
 
+    async def sample_lag() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            asked = loop.time()
+            await asyncio.sleep(LAG_SAMPLE_S)
+            side.lags.append(max(loop.time() - asked - LAG_SAMPLE_S, 0.0))
+
     def give_up() -> None:
         # An event loop swamped by its sockets may not run its own timeouts for minutes: report from a thread.
         burst.result(timeout=0)
@@ -114,9 +157,10 @@ async def run_side(url: str, job_ids: list[int], one_socket_per_wait: bool, cap:
         os._exit(0)
 
     sampler = asyncio.create_task(sample_sockets())
-    tasks = [asyncio.create_task(one(job_id)) for job_id in job_ids]
+    lag = asyncio.create_task(sample_lag())
+    tasks = [asyncio.create_task(one(project_id, job_id)) for project_id, job_id in jobs]
     started = time.monotonic()
-    await _until_all_checked(emulator, len(job_ids), timeout=120)
+    await _until_all_checked(emulator, len(jobs), timeout=120)
     side.live_after = time.monotonic() - started
     side.rss_live = rss_mb()
     deadline = threading.Timer(cap, give_up)
@@ -125,28 +169,42 @@ async def run_side(url: str, job_ids: list[int], one_socket_per_wait: bool, cap:
     burst.fire()
     await asyncio.wait(tasks)
     sampler.cancel()
+    lag.cancel()
     side.sent = await asyncio.to_thread(burst.result)
     await asyncio.to_thread(result.write_text, json.dumps(side.figures()))
     os._exit(0)  # the figures are out; tearing down a thousand waits measures nothing
 
 
 def child_main(url: str, side: str, cap: float, result_path: str) -> None:
-    job_ids = [int(j) for j in sys.stdin.read().split()]
-    asyncio.run(run_side(url, job_ids, side == "baseline", cap, Path(result_path)))
+    plan = json.loads(sys.stdin.read())
+    jobs = [(int(p), int(j)) for p, j in plan["jobs"]]
+    keys = {int(p): str(k) for p, k in plan["keys"].items()}
+    asyncio.run(run_side(url, jobs, keys, side == "baseline", cap, Path(result_path)))
 
 
 # ------------------------------------------------------------------------------------------------- the parent
 
 
-def measure(emulator: Emulator, side: str, waits: int, cap: float) -> dict[str, Any]:
+def measure(emulator: Emulator, side: str, waits: int, cap: float, projects: int = 1) -> dict[str, Any]:
+    """One side's figures: ``waits`` jobs spread round-robin over ``projects`` projects, one API key each."""
     emulator.reset()
     emulator.configure(job_duration=None)
-    job_ids = [emulator.start_job() for _ in range(waits)]
+    keys = {PROJECT_ID: API_KEY}
+    if projects > 1:
+        keys = {FIRST_EXTRA_PROJECT + n: f"ei_bench_key_{n}" for n in range(projects)}
+        for project_id, api_key in keys.items():
+            emulator.add_principal(api_key, project_id)
+    order = list(keys.items())
+    jobs = []
+    for index in range(waits):
+        project_id, api_key = order[index % len(order)]
+        jobs.append((project_id, emulator.start_job(project_id=project_id, api_key=api_key)))
+    plan = json.dumps({"jobs": jobs, "keys": keys})
     with tempfile.NamedTemporaryFile(suffix=".json") as result:
         command = [sys.executable, __file__, "--side", side, "--url", emulator.url, "--cap", str(cap)]
         child = subprocess.run(
             [*command, "--result", result.name],
-            input=" ".join(map(str, job_ids)),
+            input=plan,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -161,6 +219,8 @@ def main() -> None:
     args = parser(__doc__ or "")
     args.add_argument("--waits", type=int, default=1000)
     args.add_argument("--baseline-cap", type=float, default=45.0, help="seconds the baseline gets after the burst")
+    args.add_argument("--many-waits", type=int, default=5000, help="waits of the many-projects run")
+    args.add_argument("--projects", type=int, default=50, help="projects (and API keys) of the many-projects run")
     # The parent runs each side in a child process of this same script, with these options.
     args.add_argument("--side", choices=("provider", "baseline"), help=argparse.SUPPRESS)
     args.add_argument("--url", help=argparse.SUPPRESS)
@@ -171,20 +231,26 @@ def main() -> None:
         child_main(opts.url, opts.side, opts.cap, opts.result)
         return
     waits = 20 if opts.quick else opts.waits
+    many_waits, projects = (20, 4) if opts.quick else (opts.many_waits, opts.projects)
     with Emulator() as emulator:
         note(f"provider: {waits} triggers, one shared socket")
         ours = measure(emulator, "provider", waits, cap=120.0)
+        note(f"many projects: {many_waits} triggers over {projects} projects and API keys, one socket per project")
+        many = measure(emulator, "provider", many_waits, cap=120.0, projects=projects)
         note(f"baseline: {waits} triggers, one socket each (at most {opts.baseline_cap:g} s after the burst)")
         theirs = measure(emulator, "baseline", waits, cap=opts.baseline_cap)
     emit(
         {
             **ours,
+            "many_projects": projects,
+            **{f"many_projects_{key}": value for key, value in many.items()},
             "baseline_max_sockets": theirs["max_sockets"],
             "baseline_peak_rss_mb": theirs["peak_rss_mb"],
             "baseline_rss_all_live_mb": theirs["rss_all_live_mb"],
             "baseline_waits": theirs["waits"],
             "baseline_all_live_after_s": theirs["all_live_after_s"],
             "baseline_last_event_after_last_finish_ms": theirs["last_event_after_last_finish_ms"],
+            "baseline_loop_lag_p99_ms": theirs["loop_lag_p99_ms"],
         }
     )
 

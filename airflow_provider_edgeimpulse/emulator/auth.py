@@ -45,6 +45,9 @@ def issue_jwt(state: EmulatorState, username: str) -> str:
 def authenticate(state: EmulatorState, request: web.Request) -> Principal:
     api_key = request.headers.get("x-api-key")
     if api_key:
+        extra_project = state.principals.get(api_key)
+        if extra_project is not None:
+            return Principal("api_key", frozenset({extra_project}))
         if api_key != state.config.api_key or state.api_key_revoked:
             raise ApiError(401, "Invalid API key")
         return Principal("api_key", frozenset({state.project.id}))

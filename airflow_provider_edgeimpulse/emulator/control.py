@@ -168,6 +168,25 @@ async def issued_tokens(request: web.Request) -> web.Response:
     return web.json_response({"jwts": list(state.jwt_tokens), "socket_tokens": list(state.socket_tokens)})
 
 
+async def add_principal(request: web.Request) -> web.Response:
+    """
+    Add an API key that opens one more project: ``{"api_key", "project_id"}``.
+
+    The project shares the seeded project's data (impulse, samples); jobs, socket tokens, sockets and their
+    events are its own. Enough for many principals and projects in one emulator, as a triggerer sees them.
+    """
+    state = state_of(request)
+    body = await json_body(request, required=True)
+    api_key = body.get("api_key")
+    project_id = body.get("project_id")
+    if not isinstance(api_key, str) or not api_key.strip() or api_key == state.config.api_key:
+        raise bad_request("'api_key' must be a new, non-empty string")
+    if isinstance(project_id, bool) or not isinstance(project_id, int) or project_id < 1:
+        raise bad_request("'project_id' must be a positive integer")
+    state.principals[api_key] = project_id
+    return ok({"principals": len(state.principals)})
+
+
 async def reset(request: web.Request) -> web.Response:
     await state_of(request).reset()
     return ok()
@@ -191,4 +210,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/_emulator/requests", requests_seen)
     app.router.add_get("/_emulator/sockets", sockets_open)
     app.router.add_get("/_emulator/tokens", issued_tokens)
+    app.router.add_post("/_emulator/principals", add_principal)
     app.router.add_post("/_emulator/reset", reset)

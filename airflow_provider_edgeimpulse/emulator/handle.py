@@ -112,6 +112,10 @@ class EmulatorHandle:
     def fault(self, **spec: Any) -> dict[str, Any]:
         return dict(self._call("POST", "faults", spec)["faults"])
 
+    def add_principal(self, api_key: str, project_id: int) -> None:
+        """One more API key, opening project ``project_id`` (its own jobs, tokens and sockets)."""
+        self._call("POST", "principals", {"api_key": api_key, "project_id": project_id})
+
     def clear_faults(self) -> None:
         self._call("DELETE", "faults")
 

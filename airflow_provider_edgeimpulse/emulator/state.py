@@ -39,6 +39,8 @@ class EmulatorState:
         self.refuse_socket_tokens = 0
         self.websockets_blocked = False
         self.api_key_revoked = False
+        # More principals besides the configured key: API key -> the one project it opens (scale tests).
+        self.principals: dict[str, int] = {}
         self.project: ProjectData = seed_project(config.project_id, config.username)
         self.workdir = tempfile.mkdtemp(prefix="ei-emulator-")
 
@@ -110,6 +112,7 @@ class EmulatorState:
         self.refuse_socket_tokens = 0
         self.websockets_blocked = False
         self.api_key_revoked = False
+        self.principals.clear()
         self.project = seed_project(self.config.project_id, self.config.username)
         shutil.rmtree(self.workdir, ignore_errors=True)
         self.workdir = tempfile.mkdtemp(prefix="ei-emulator-")

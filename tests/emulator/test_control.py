@@ -208,3 +208,25 @@ def test_a_test_can_write_a_long_line_into_a_running_jobs_log(emulator, studio: 
         emulator.write_job_log(job_id, "late")
     with pytest.raises(RuntimeError, match="404"):
         emulator.write_job_log(job_id + 100, "nobody")
+
+
+def test_an_added_principal_opens_its_own_project_only(emulator, studio: Studio) -> None:
+    emulator.add_principal("ei_second_key", 2)
+    second = {"x-api-key": "ei_second_key"}
+    started = requests.post(f"{emulator.url}/v1/api/2/jobs/retrain", headers=second, json={}, timeout=10)
+    assert started.status_code == 200, started.text
+    job_id = started.json()["id"]
+    status = requests.get(f"{emulator.url}/v1/api/2/jobs/{job_id}/status", headers=second, timeout=10)
+    assert status.status_code == 200 and status.json()["job"]["id"] == job_id
+    token = requests.get(f"{emulator.url}/v1/api/2/socket-token", headers=second, timeout=10)
+    assert token.status_code == 200 and token.json()["token"]["socketToken"]
+    assert requests.get(f"{emulator.url}/v1/api/1/jobs", headers=second, timeout=10).status_code == 404
+    assert studio.get(f"jobs/{job_id}/status").status_code == 404, "project 1's key does not open project 2"
+    emulator.reset()
+    assert requests.get(f"{emulator.url}/v1/api/2/jobs", headers=second, timeout=10).status_code == 401
+
+
+def test_a_principal_needs_a_new_key_and_a_project_id(emulator) -> None:
+    for body in ({"api_key": "", "project_id": 2}, {"api_key": emulator.api_key, "project_id": 2}, {"api_key": "k"}):
+        answer = requests.post(f"{emulator.url}/_emulator/principals", json=body, timeout=10)
+        assert answer.status_code == 400, body
