@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import aiohttp
 
@@ -31,6 +31,7 @@ from airflow_provider_edgeimpulse.hooks.async_client import AsyncEdgeImpulseClie
 from airflow_provider_edgeimpulse.hooks.credentials import EdgeImpulseCredentials
 from airflow_provider_edgeimpulse.hooks.job_log import bound_line
 from airflow_provider_edgeimpulse.hooks.policy import USER_AGENT
+from airflow_provider_edgeimpulse.hooks.redirects import shown_origin
 from airflow_provider_edgeimpulse.wire import RateLimitedLog
 
 log = logging.getLogger(__name__)
@@ -460,15 +461,11 @@ async def _refuse_redirect(
     Stop the handshake at its first redirect, before aiohttp follows it.
 
     A Socket.IO server does not redirect its handshake; a proxy that does may echo the query (the socket token)
-    into the new location, to another host or from wss to ws. The target is named by origin only.
+    into the new location, to another host or from wss to ws. Stricter than the REST rule (``hooks.redirects``):
+    a handshake is not followed even to its own origin, since its token would not travel along anyway.
     """
     resp = params.response
-    location = resp.headers.get("Location", "")
-    try:
-        parts = urlsplit(urljoin(str(resp.url), location))
-        target = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    except ValueError:
-        target = "an unreadable location"
+    target = shown_origin(urljoin(str(resp.url), resp.headers.get("Location", "")))
     resp.close()
     raise HandshakeRedirected(f"socket handshake redirected (HTTP {resp.status}) to {target}; not followed")
 
