@@ -19,13 +19,10 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from airflow_provider_edgeimpulse.wire import clamp_seconds
-
 __all__ = [
     "EIOVersion",
     "EngineType",
     "Frame",
-    "Heartbeat",
     "MalformedFrame",
     "SocketType",
     "decode_frame",
@@ -39,19 +36,12 @@ __all__ = [
     "encode_open",
     "encode_ping",
     "encode_pong",
-    "heartbeat",
     "parse_eio_version",
 ]
 
 # socket.io caps ack ids at 2**53 in JS; anything longer is garbage, and int() on a huge digit string is slow.
 _MAX_ACK_ID_DIGITS = 16
 _DEFAULT_MAX_PAYLOAD = 1_000_000
-# What a handshake may set the heartbeat to, in seconds: Engine.IO's defaults are 25 s and 20 s. The floor keeps a
-# zero or negative value from becoming a busy ping loop or a socket declared dead at once; the ceiling keeps a
-# huge or infinite one from hiding a dead socket for hours.
-PING_BOUNDS_S = (0.1, 120.0)
-_DEFAULT_PING_INTERVAL_S = 25.0
-_DEFAULT_PING_TIMEOUT_S = 20.0
 
 
 class EIOVersion(IntEnum):
@@ -113,44 +103,6 @@ class Frame:
     def payload(self) -> Any:
         """The first argument, or None: the JSON object of a CONNECT / CONNECT_ERROR, the first arg of an event."""
         return self.args[0] if self.args else None
-
-
-@dataclass(frozen=True)
-class Heartbeat:
-    """The server's heartbeat from its handshake, in seconds, finite and within :data:`PING_BOUNDS_S`."""
-
-    interval: float
-    timeout: float
-
-    @property
-    def silence_bound(self) -> float:
-        """How long the server may stay silent before its socket counts as dead."""
-        return self.interval + self.timeout
-
-
-def heartbeat(handshake: dict[str, Any] | None) -> Heartbeat:
-    """
-    ``pingInterval`` and ``pingTimeout`` (milliseconds on the wire) as a :class:`Heartbeat`.
-
-    The one place where the handshake's numbers become durations: JSON admits ``1e999`` (infinity), negative and
-    huge numbers, and ``1e999 + -1e999`` is NaN, which would break an event loop's timer order.
-    """
-    info = handshake or {}
-    low, high = PING_BOUNDS_S
-
-    def seconds(key: str, default: float) -> float:
-        value = info.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            try:
-                value = value / 1000.0
-            except OverflowError:  # an int too large for a float: clamp_seconds treats an inf like it
-                value = float("inf") if value > 0 else float("-inf")
-        return clamp_seconds(value, low=low, high=high, default=default)
-
-    return Heartbeat(
-        interval=seconds("pingInterval", _DEFAULT_PING_INTERVAL_S),
-        timeout=seconds("pingTimeout", _DEFAULT_PING_TIMEOUT_S),
-    )
 
 
 # ---------------------------------------------------------------------------------------------------- decoding

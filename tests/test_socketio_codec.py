@@ -331,29 +331,3 @@ def test_payload_survives_json_round_trip() -> None:
     payload = {"jobId": 12, "success": False, "nested": {"list": [1.5, None, "\u2028"]}}
     frame = decode_frame(encode_event("job-finished", payload))
     assert json.dumps(frame.payload, sort_keys=True) == json.dumps(payload, sort_keys=True)
-
-
-@pytest.mark.parametrize(
-    ("text", "interval", "timeout"),
-    [
-        ('0{"sid":"s","pingInterval":25000,"pingTimeout":20000}', 25.0, 20.0),
-        ('0{"sid":"s","pingInterval":1e999,"pingTimeout":-1e999}', 120.0, 0.1),
-        ('0{"sid":"s","pingInterval":-5,"pingTimeout":0}', 0.1, 0.1),
-        ('0{"sid":"s","pingInterval":1e300,"pingTimeout":1' + "0" * 400 + "}", 120.0, 120.0),
-    ],
-)
-def test_the_handshake_heartbeat_is_finite_and_bounded(text, interval, timeout):
-    import math
-
-    from airflow_provider_edgeimpulse.socketio_codec import heartbeat
-
-    beat = heartbeat(decode_frame(text).open)
-    assert (beat.interval, beat.timeout) == (interval, timeout)
-    assert math.isfinite(beat.silence_bound)
-
-
-def test_a_handshake_without_numbers_gets_engine_io_defaults():
-    from airflow_provider_edgeimpulse.socketio_codec import heartbeat
-
-    assert heartbeat(None) == heartbeat({"pingInterval": "x", "pingTimeout": True})
-    assert (heartbeat(None).interval, heartbeat(None).timeout) == (25.0, 20.0)

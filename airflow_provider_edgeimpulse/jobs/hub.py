@@ -7,7 +7,7 @@ closes its socket when the last subscriber leaves.
 
 Everything the server sends is bounded: one frame by ``WireLimits.max_frame_bytes`` (a bigger one ends that
 socket), the events a wait has not read yet by ``WireLimits.max_queued_events``, the heartbeat by
-``socketio_codec.heartbeat``, and what it can make us log by a rate limit. The handshake goes to the Studio
+:func:`heartbeat`, and what it can make us log by a rate limit. The handshake goes to the Studio
 origin only: a redirect is refused, never followed, so the socket token cannot be carried to another host.
 """
 
@@ -32,7 +32,7 @@ from airflow_provider_edgeimpulse.hooks.credentials import EdgeImpulseCredential
 from airflow_provider_edgeimpulse.hooks.job_log import bound_line
 from airflow_provider_edgeimpulse.hooks.policy import USER_AGENT
 from airflow_provider_edgeimpulse.hooks.redirects import shown_origin
-from airflow_provider_edgeimpulse.wire import RateLimitedLog
+from airflow_provider_edgeimpulse.wire import RateLimitedLog, clamp_seconds
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,12 @@ EventKind = Literal["connected", "disconnected", "data", "finished"]
 _STATE_KINDS = ("connected", "disconnected")
 _CLOSE_BOUND_S = 5.0
 _HANDSHAKE_BOUND_S = 15.0
+# What a handshake may set the heartbeat to, in seconds: Engine.IO's defaults are 25 s and 20 s. The floor keeps a
+# zero or negative value from becoming a busy ping loop or a socket declared dead at once; the ceiling keeps a
+# huge or infinite one from hiding a dead socket for hours.
+PING_BOUNDS_S = (0.1, 120.0)
+_DEFAULT_PING_INTERVAL_S = 25.0
+_DEFAULT_PING_TIMEOUT_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,45 @@ class HubEvent:
     success: bool | None = None
     failures: int = 0
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """The server's heartbeat from its handshake, in seconds, finite and within :data:`PING_BOUNDS_S`."""
+
+    interval: float
+    timeout: float
+
+    @property
+    def silence_bound(self) -> float:
+        """How long the server may stay silent before its socket counts as dead."""
+        return self.interval + self.timeout
+
+
+def heartbeat(handshake: dict[str, Any] | None) -> Heartbeat:
+    """
+    ``pingInterval`` and ``pingTimeout`` of an Engine.IO handshake (milliseconds) as a :class:`Heartbeat`.
+
+    The one place where the handshake's numbers become durations: the codec passes on whatever number JSON
+    holds, and JSON admits ``1e999`` (infinity), negative and huge numbers; ``1e999 + -1e999`` is NaN, which
+    would break the event loop's timer order.
+    """
+    info = handshake or {}
+    low, high = PING_BOUNDS_S
+
+    def seconds(key: str, default: float) -> float:
+        value = info.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            try:
+                value = value / 1000.0
+            except OverflowError:  # an int too large for a float: clamp_seconds treats an inf like it
+                value = float("inf") if value > 0 else float("-inf")
+        return clamp_seconds(value, low=low, high=high, default=default)
+
+    return Heartbeat(
+        interval=seconds("pingInterval", _DEFAULT_PING_INTERVAL_S),
+        timeout=seconds("pingTimeout", _DEFAULT_PING_TIMEOUT_S),
+    )
 
 
 @dataclass(frozen=True)
@@ -307,7 +352,7 @@ class JobEventHub:
                 )
                 continue
             if frame.engine is sio.EngineType.OPEN:
-                beat = sio.heartbeat(frame.open)
+                beat = heartbeat(frame.open)
                 silence.set_bound(beat.silence_bound)
                 if self.eio is sio.EIOVersion.V4:
                     await ws.send_str(sio.encode_connect())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -17,6 +18,7 @@ from aiohttp import web
 
 from airflow_provider_edgeimpulse.hooks.credentials import AuthType, EdgeImpulseCredentials
 from airflow_provider_edgeimpulse.jobs.waiter import JobOutcome, WaitSettings, wait_for_job
+from airflow_provider_edgeimpulse.socketio_codec import decode_frame
 from airflow_provider_edgeimpulse.wire import WireLimits
 from tests.jobs.rogue_studio import API_KEY, SOCKET_TOKEN, RogueStudio
 
@@ -109,7 +111,8 @@ async def waits() -> AsyncIterator[list[asyncio.Task[JobOutcome]]]:
     yield tasks
     for task in tasks:
         task.cancel()
-    await asyncio.wait(tasks, timeout=10) if tasks else None
+    if tasks:
+        await asyncio.wait(tasks, timeout=10)
 
 
 def _start_wait(
@@ -123,6 +126,30 @@ def _start_wait(
 
 
 # ------------------------------------------------------------------------------------------- heartbeat numbers
+
+
+@pytest.mark.parametrize(
+    ("text", "interval", "timeout"),
+    [
+        ('0{"sid":"s","pingInterval":25000,"pingTimeout":20000}', 25.0, 20.0),
+        ('0{"sid":"s","pingInterval":1e999,"pingTimeout":-1e999}', 120.0, 0.1),
+        ('0{"sid":"s","pingInterval":-5,"pingTimeout":0}', 0.1, 0.1),
+        ('0{"sid":"s","pingInterval":1e300,"pingTimeout":1' + "0" * 400 + "}", 120.0, 120.0),
+    ],
+)
+def test_the_handshake_heartbeat_is_finite_and_bounded(text, interval, timeout):
+    from airflow_provider_edgeimpulse.jobs.hub import heartbeat
+
+    beat = heartbeat(decode_frame(text).open)
+    assert (beat.interval, beat.timeout) == (interval, timeout)
+    assert math.isfinite(beat.silence_bound)
+
+
+def test_a_handshake_without_numbers_gets_engine_io_defaults():
+    from airflow_provider_edgeimpulse.jobs.hub import heartbeat
+
+    assert heartbeat(None) == heartbeat({"pingInterval": "x", "pingTimeout": True})
+    assert (heartbeat(None).interval, heartbeat(None).timeout) == (25.0, 20.0)
 
 
 @pytest.mark.parametrize(
