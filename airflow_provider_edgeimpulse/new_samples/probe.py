@@ -72,12 +72,23 @@ async def probe_new_samples(
         return NewSamples(after_id=after_id, watermark=after_id, count=counted)
     scan_limit = max(want, max_sample_ids)
     found: set[int] = set()
+    listed: set[int] = set()
     offset = 0
     complete = False
     while len(found) < scan_limit:
         page = await _list(
             client, project_id, sample_filter, limit=PAGE_SIZE, offset=offset, after_id=after_id, through_id=through_id
         )
+        if offset and page and listed.issuperset(page):
+            # A page of ids listed before: the server ignores ``offset``, and reading on would never end.
+            path = f"/api/{project_id}/raw-data"
+            raise EdgeImpulseAPIError(
+                f"Edge Impulse GET {path} answered offset {offset} with the same samples as an earlier page: "
+                "the server ignores 'offset', so the listing cannot be read to its end",
+                method="GET",
+                path=path,
+            )
+        listed.update(page)
         offset += len(page)
         fresh = [i for i in page if i > after_id and (through_id is None or i <= through_id)]
         found.update(fresh)
