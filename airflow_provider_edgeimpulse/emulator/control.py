@@ -10,7 +10,7 @@ from airflow_provider_edgeimpulse.emulator.errors import ApiError, bad_request, 
 from airflow_provider_edgeimpulse.emulator.jobs import LOG_LEVELS
 from airflow_provider_edgeimpulse.emulator.web_util import json_body, ok, path_int, state_of
 
-_RESPONSE_KEYS = {"status", "count", "retry_after", "body", "content_type"}
+_RESPONSE_KEYS = {"status", "count", "duration_s", "retry_after", "body", "content_type"}
 _FAULT_KEYS = _RESPONSE_KEYS | {
     "path",
     "latency_ms",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +13,12 @@ from airflow_provider_edgeimpulse.emulator.errors import bad_request
 
 @dataclass
 class ResponseFault:
-    """Answers the next ``remaining`` matching requests itself instead of the real handler."""
+    """
+    Answers the next ``remaining`` matching requests itself instead of the real handler.
+
+    With ``until`` (a ``time.monotonic()`` moment) it stops answering then, however many remain: an outage
+    of a given length rather than a given number of requests.
+    """
 
     status: int
     remaining: int
@@ -19,9 +26,14 @@ class ResponseFault:
     retry_after: float | None = None
     body: str | None = None
     content_type: str | None = None
+    until: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.remaining > 0 and (self.until is None or time.monotonic() < self.until)
 
     def matches(self, path: str) -> bool:
-        return self.remaining > 0 and (self.path is None or self.path in path)
+        return self.active and (self.path is None or self.path in path)
 
     def render(self) -> tuple[int, dict[str, str], str]:
         headers: dict[str, str] = {}
@@ -43,6 +55,7 @@ class ResponseFault:
             "path": self.path,
             "retry_after": self.retry_after,
             "body": self.body,
+            "duration_s": None if self.until is None else max(self.until - time.monotonic(), 0.0),
         }
 
 
@@ -79,7 +92,13 @@ class FaultBook:
         status = spec.get("status", 200 if "body" in spec else None)
         if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
             raise bad_request("a response fault needs an HTTP 'status' (or a 'body')")
-        count = spec.get("count", 1)
+        duration = spec.get("duration_s")
+        if duration is not None and (
+            isinstance(duration, bool) or not isinstance(duration, int | float) or duration <= 0
+        ):
+            raise bad_request("'duration_s' must be a positive number of seconds")
+        # An outage of a given length answers every request in it unless a count is given too.
+        count = spec.get("count", 1 if duration is None else sys.maxsize)
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise bad_request("'count' must be a positive integer")
         retry_after = spec.get("retry_after")
@@ -95,6 +114,7 @@ class FaultBook:
             retry_after=retry_after,
             body=body,
             content_type=spec.get("content_type"),
+            until=None if duration is None else time.monotonic() + duration,
         )
         self.responses.append(fault)
         return fault
@@ -117,7 +137,7 @@ class FaultBook:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "responses": [f.to_json() for f in self.responses if f.remaining > 0],
+            "responses": [f.to_json() for f in self.responses if f.active],
             "latency_ms": (self.latency.seconds * 1000.0) if self.latency else 0,
             "latency_path": self.latency.path if self.latency else None,
         }

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_edgeimpulse.hooks.credentials import EdgeImpulseCredentials
+from airflow_provider_edgeimpulse.jobs.outage import OUTAGE_CAP_S, OUTAGE_FLOOR_S, OutageWatch
 
 if TYPE_CHECKING:
     from airflow_provider_edgeimpulse.jobs.hub import HubEvent, JobEventHub
@@ -32,6 +33,11 @@ _UNAVAILABLE_AFTER_FAILURES = 3
 _CONFIRM_DELAYS_S = (0.2, 0.5, 1.0, 2.0)
 # Lines remembered to recognise a replayed log after a reconnect; a longer log may repeat lines after one.
 _SEEN_CAP = 20000
+# A job that ended before this wait heard any of its log (it ended while no triggerer listened, say): the newest
+# lines REST holds are relayed, up to this many.
+REST_RELAY_LINES = 1000
+# How long a finished job's log is read through an outage when the wait has no deadline of its own.
+_LOG_PATIENCE_S = 300.0
 
 LogCallback = Callable[[str], None]
 
@@ -81,6 +87,16 @@ class WaitSettings:
             # Checked here, not by the deque of the wait, which would only fail once the job has started.
             raise ValueError(f"log_tail must be a positive number of lines, got {tail!r}")
 
+    @property
+    def outage_floor(self) -> float:
+        """The first pause of an outage: a second, or the poll interval when that is shorter."""
+        return min(OUTAGE_FLOOR_S, self.poll_interval)
+
+    @property
+    def outage_cap(self) -> float:
+        """The longest pause of an outage: the safety interval, at most a minute, so recovery is seen soon."""
+        return max(self.outage_floor, min(OUTAGE_CAP_S, self.safety_interval))
+
 
 def is_finished(job: dict[str, Any]) -> bool:
     return bool(job.get("finished"))
@@ -99,7 +115,8 @@ async def wait_for_job(
     Wait until job ``job_id`` finishes or ``deadline`` (a UNIX time) passes.
 
     Returns the outcome; a job that failed is an outcome (``success=False``), not an exception. Raises only
-    for errors of its own (bad credentials, an unknown job, a Studio that stays unreachable).
+    for answers that retrying cannot change (refused credentials, an unknown job): 429, 5xx, stalls and lost
+    connections are read through until the deadline (``jobs/outage.py``).
     """
     from airflow_provider_edgeimpulse.jobs.hub import registry_for_running_loop
 
@@ -112,6 +129,10 @@ async def wait_for_job(
         async with asyncio.timeout(remaining):
             return await waiter.run(sub)
     except TimeoutError:
+        if waiter.finished_job is not None:
+            # The job ended in time; only reading its log (through an outage) ran into the deadline.
+            log.warning("Edge Impulse job %s finished, but its log could not be read before the deadline", job_id)
+            return waiter.finished_outcome()
         log.info("Edge Impulse job %s did not finish before the deadline", job_id)
         return waiter.outcome("timeout", {})
     finally:
@@ -148,6 +169,10 @@ class _JobWait:
         self._early = False
         self.live = False
         self._said_polling = False
+        self.outage = OutageWatch(
+            f"Edge Impulse job {job_id}", floor=settings.outage_floor, cap=settings.outage_cap, logger=log
+        )
+        self.finished_job: dict[str, Any] | None = None
 
     async def run(self, sub: Any) -> JobOutcome:
         await self._await_first_socket_news(sub)
@@ -202,7 +227,8 @@ class _JobWait:
             )
 
     async def _status(self) -> dict[str, Any]:
-        return await self.hub.client.get_job_status(self.project_id, self.job_id)
+        client = self.hub.client
+        return await self.outage.read("status read", lambda: client.get_job_status(self.project_id, self.job_id))
 
     async def _confirm_finished(self) -> dict[str, Any]:
         """A finish event is a hint: REST decides, allowing Studio a moment to record the end."""
@@ -215,19 +241,35 @@ class _JobWait:
         return job
 
     async def _finish(self, job: dict[str, Any]) -> JobOutcome:
+        self.finished_job = job
         success = job.get("finishedSuccessful") is True
         if not success or not self.tail or self._early:
             await self._fetch_tail()
-        return self.outcome("success" if success else "failure", job)
+        return self.finished_outcome()
+
+    def finished_outcome(self) -> JobOutcome:
+        job = self.finished_job or {}
+        return self.outcome("success" if job.get("finishedSuccessful") is True else "failure", job)
 
     async def _fetch_tail(self) -> None:
+        # Nothing heard yet: the job ended while nobody listened, so its log is relayed from REST.
+        limit = self.settings.log_tail if self.tail else max(self.settings.log_tail, REST_RELAY_LINES)
+        client = self.hub.client
         try:
-            lines = await self.hub.client.get_job_stdout(self.project_id, self.job_id, limit=self.settings.log_tail)
+            async with asyncio.timeout(_LOG_PATIENCE_S):
+                lines = await self.outage.read(
+                    "log read", lambda: client.get_job_stdout(self.project_id, self.job_id, limit=limit)
+                )
         except Exception as err:  # the outcome stands without its log; say why it is missing
-            log.warning("Could not read the log of Edge Impulse job %s: %s", self.job_id, err)
+            reason = str(err) or type(err).__name__
+            log.warning("Could not read the log of Edge Impulse job %s: %s", self.job_id, reason)
             return
         if not self.tail:
-            self.tail.extend(lines[-self.settings.log_tail :])
+            self._replay_at = None
+            if len(lines) >= limit:
+                log.info("Edge Impulse job %s: relaying the newest %d lines of its log", self.job_id, len(lines))
+            for line in lines:
+                self._log_line(line)
             return
         self._replay_at = None
         if self._early:

@@ -25,6 +25,9 @@ from airflow_provider_edgeimpulse.jobs.waiter import (
 from airflow_provider_edgeimpulse.studio import DEFAULT_CONN_ID
 
 CANCEL_BOUND_S = 20.0
+# A triggerer picks up a new trigger within seconds; one whose run starts this long after the deferral was
+# rebuilt after its first triggerer went away (Airflow notices a dead triggerer after 30 s by default).
+HANDOVER_AFTER_S = 20.0
 
 
 class EdgeImpulseJobTrigger(BaseTrigger):
@@ -35,6 +38,9 @@ class EdgeImpulseJobTrigger(BaseTrigger):
     "outcome"}``. On timeout the remote job is cancelled (``cancel_on_timeout``) so it does not run on
     unattended. With ``end_task_on_success`` a successful job ends the task from here, with
     ``xcoms`` plus the outcome as ``return_value``, instead of resuming it on a worker.
+
+    ``deferred_at`` (UNIX time, set when the task defers) tells a rebuilt trigger from a new one: the log is
+    relayed from the job's start each time, so after a hand-over the log says lines may repeat.
     """
 
     def __init__(
@@ -50,6 +56,7 @@ class EdgeImpulseJobTrigger(BaseTrigger):
         cancel_on_timeout: bool = True,
         end_task_on_success: bool = False,
         xcoms: dict[str, Any] | None = None,
+        deferred_at: float | None = None,
     ) -> None:
         super().__init__()
         self.job_id = int(job_id)
@@ -62,6 +69,7 @@ class EdgeImpulseJobTrigger(BaseTrigger):
         self.cancel_on_timeout = cancel_on_timeout
         self.end_task_on_success = end_task_on_success
         self.xcoms = dict(xcoms or {})
+        self.deferred_at = time.time() if deferred_at is None else float(deferred_at)
         self._pending_lines: list[str] = []
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -78,6 +86,7 @@ class EdgeImpulseJobTrigger(BaseTrigger):
                 "cancel_on_timeout": self.cancel_on_timeout,
                 "end_task_on_success": self.end_task_on_success,
                 "xcoms": self.xcoms,
+                "deferred_at": self.deferred_at,
             },
         )
 
@@ -93,6 +102,7 @@ class EdgeImpulseJobTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_edgeimpulse.hooks.connection import aresolve_credentials
 
+        self._say_if_handed_over()
         try:
             credentials = await aresolve_credentials(self.edgeimpulse_conn_id)
             settings = WaitSettings(self.safety_interval, self.poll_interval, self.log_tail)
@@ -123,6 +133,16 @@ class EdgeImpulseJobTrigger(BaseTrigger):
             return
         state = "finished successfully" if outcome.success else "failed"
         yield TriggerEvent(self._event(outcome.status, f"Edge Impulse job {self.job_id} {state}", outcome))
+
+    def _say_if_handed_over(self) -> None:
+        late = time.time() - self.deferred_at
+        if late > HANDOVER_AFTER_S:
+            self.log.info(
+                "Edge Impulse job %s: this wait began %.0f s after the task deferred, so it took over from another "
+                "triggerer; the job's log is relayed from its start, and lines from before the hand-over may repeat",
+                self.job_id,
+                late,
+            )
 
     def _task_success_event(self, outcome: JobOutcome) -> TriggerEvent:
         from airflow.triggers.base import TaskSuccessEvent

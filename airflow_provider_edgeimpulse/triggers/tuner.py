@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_edgeimpulse.hooks.job_log import ERROR_TAIL_LINES, quoted_tail
 from airflow_provider_edgeimpulse.jobs import tuner
+from airflow_provider_edgeimpulse.jobs.outage import OUTAGE_CAP_S, OUTAGE_FLOOR_S, OutageWatch
 from airflow_provider_edgeimpulse.studio import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from airflow_provider_edgeimpulse.jobs.hub import Subscription
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_STATE_POLL_INTERVAL_S = 60.0
 CANCEL_BOUND_S = 20.0
@@ -82,6 +84,7 @@ class EONTunerStateTrigger(BaseTrigger):
         self._replay_at: int | None = None
         self._last_progress = ""
         self._last_state: dict[str, Any] | None = None
+        self._outage: OutageWatch | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -118,6 +121,11 @@ class EONTunerStateTrigger(BaseTrigger):
         from airflow_provider_edgeimpulse.jobs.hub import registry_for_running_loop
 
         run_id = self.tuner_coordinator_job_id
+        # Reads go on through 429s, 5xx and lost connections until the deadline, at the pace of the poll interval.
+        floor = min(OUTAGE_FLOOR_S, self.poll_interval)
+        self._outage = OutageWatch(
+            f"EON Tuner run {run_id}", floor=floor, cap=min(OUTAGE_CAP_S, self.poll_interval), logger=self.log
+        )
         try:
             credentials = await aresolve_credentials(self.edgeimpulse_conn_id)
             hub = registry_for_running_loop().hub_for(credentials, self.project_id)
@@ -150,7 +158,8 @@ class EONTunerStateTrigger(BaseTrigger):
             async with asyncio.timeout(_AFTERWARDS_BOUND_S):
                 state = await self._read(client)
         except Exception as err:
-            log.warning("EON Tuner run %s: the last state read failed: %s", self.tuner_coordinator_job_id, err)
+            reason = str(err) or type(err).__name__
+            log.warning("EON Tuner run %s: the last state read failed: %s", self.tuner_coordinator_job_id, reason)
             return None
         return None if tuner.is_running(state) else state
 
@@ -190,7 +199,8 @@ class EONTunerStateTrigger(BaseTrigger):
         return state
 
     async def _read(self, client: AsyncEdgeImpulseClient) -> dict[str, Any]:
-        state = await client.get_tuner_state(self.project_id, self.tuner_coordinator_job_id)
+        run_id = self.tuner_coordinator_job_id
+        state = await self._patient("state read", lambda: client.get_tuner_state(self.project_id, run_id))
         self._last_state = state
         progress = tuner.progress_line(state)
         if progress != self._last_progress:
@@ -206,12 +216,19 @@ class EONTunerStateTrigger(BaseTrigger):
         message = f"EON Tuner run {run_id} failed: {failure}"
         try:
             async with asyncio.timeout(_AFTERWARDS_BOUND_S):
-                tail = await client.get_job_stdout(self.project_id, run_id, limit=ERROR_TAIL_LINES)
+                tail = await self._patient(
+                    "log read", lambda: client.get_job_stdout(self.project_id, run_id, limit=ERROR_TAIL_LINES)
+                )
         except Exception as err:  # the failure stands without its log; say why it is missing
-            self.log.warning("Could not read the log of EON Tuner run %s: %s", run_id, err)
+            self.log.warning("Could not read the log of EON Tuner run %s: %s", run_id, str(err) or type(err).__name__)
         else:
             message += "\nLast log lines:\n" + quoted_tail(tail)
         return self._event("failure", message)
+
+    async def _patient(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        if self._outage is None:
+            return await call()
+        return await self._outage.read(what, call)
 
     def _event(self, status: str, message: str) -> dict[str, Any]:
         state = self._last_state

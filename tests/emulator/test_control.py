@@ -20,6 +20,23 @@ def test_status_burst_with_retry_after_then_recovery(emulator, studio: Studio) -
     assert studio.get("").status_code == 200
 
 
+def test_an_outage_of_a_given_length_answers_every_request_in_it(emulator, studio: Studio) -> None:
+    # Two phases at once: 429 (Retry-After 0) for its length, then 503 for the rest of the longer one.
+    emulator.fault(status=429, duration_s=0.4, retry_after=0)
+    emulator.fault(status=503, duration_s=0.8)
+    seen = []
+    began = time.monotonic()
+    while time.monotonic() - began < 1.5:
+        seen.append(studio.get("").status_code)
+        time.sleep(0.02)
+    phases = [code for i, code in enumerate(seen) if i == 0 or code != seen[i - 1]]
+    assert phases == [429, 503, 200], seen
+    assert seen.count(429) > 3 and seen.count(503) > 3, "every request of a phase is answered by it, not a count"
+    assert emulator.fault()["responses"] == [], "expired outages are not listed"
+    with pytest.raises(RuntimeError, match="duration_s"):
+        emulator.fault(status=503, duration_s=0)
+
+
 def test_fault_path_filter(emulator, studio: Studio) -> None:
     job_id = studio.start("jobs/evaluate")
     emulator.fault(status=503, count=1, path="/status")

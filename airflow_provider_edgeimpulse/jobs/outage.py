@@ -1,0 +1,143 @@
+"""
+Reads of a wait that outlast a bad hour at Studio.
+
+A wait only reads (job status, job log, socket token, tuner state), so repeating a read is always safe. The
+client's own retry budget (``RetryPolicy``: a few attempts within a minute) covers a hiccup; an outage that
+outlasts it must not end a wait whose job is still running. :class:`OutageWatch` repeats such a read with
+capped exponential backoff and jitter until it succeeds, and the wait's deadline (its ``asyncio.timeout``)
+is what stops it. Only an answer that retrying cannot change (401/403, 404, another 4xx) is raised.
+
+An outage is logged once when it starts and once when it is over, however many reads failed in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+import aiohttp
+
+from airflow_provider_edgeimpulse.exceptions import EdgeImpulseAPIError
+from airflow_provider_edgeimpulse.hooks.policy import RETRYABLE_STATUSES, RetryPolicy
+from airflow_provider_edgeimpulse.wire import clamp_seconds
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class _Logger(Protocol):
+    """A stdlib logger or Airflow's (a trigger's ``self.log``): only these two methods are used."""
+
+    def warning(self, msg: Any, /, *args: Any) -> Any: ...
+    def info(self, msg: Any, /, *args: Any) -> Any: ...
+
+
+# The first pause of an outage, even when the server said ``Retry-After: 0``: a rate-limited Studio is not
+# asked again at once. Later pauses double up to the cap, with jitter so many waits do not come back together.
+OUTAGE_FLOOR_S = 1.0
+OUTAGE_CAP_S = 60.0
+# 408 (request timeout) and 425 (too early) say "not now" as 429 and 5xx do.
+TRANSIENT_STATUSES = RETRYABLE_STATUSES | {408, 425}
+
+
+def is_transient(err: BaseException) -> bool:
+    """
+    Whether a failed read may succeed when repeated later.
+
+    An ``EdgeImpulseAPIError`` without a status is a transport failure (no answer, a stall, a spent retry
+    budget) or an answer cut short of what every answer has; either can pass. A status is transient only if
+    it says "not now".
+    """
+    if isinstance(err, EdgeImpulseAPIError):
+        return err.status is None or err.status in TRANSIENT_STATUSES
+    return isinstance(err, aiohttp.ClientError | OSError | TimeoutError)
+
+
+def outage_backoff(floor: float, cap: float) -> RetryPolicy:
+    """Pauses between reads in an outage: from ``floor`` (with jitter up to twice it), doubling up to ``cap``."""
+    return RetryPolicy(base_delay=2 * floor, max_delay=max(cap, floor))
+
+
+class OutageWatch:
+    """
+    One wait's reads through outages. ``await watch.read(what, call)`` returns ``call()``'s result.
+
+    ``what`` names the wait in the log (``"Edge Impulse job 12"``). The watch is shared by every read of one
+    wait, so an outage seen by its status read and then by its log read is still one outage in the log.
+    """
+
+    def __init__(
+        self, what: str, *, floor: float = OUTAGE_FLOOR_S, cap: float = OUTAGE_CAP_S, logger: _Logger = log
+    ) -> None:
+        self.what = what
+        self.floor = clamp_seconds(floor, low=0.001, high=OUTAGE_CAP_S, default=OUTAGE_FLOOR_S)
+        self.cap = clamp_seconds(cap, low=self.floor, high=OUTAGE_CAP_S, default=OUTAGE_CAP_S)
+        self.policy = outage_backoff(self.floor, self.cap)
+        self.logger = logger
+        self.outages = 0
+        self._since: float | None = None
+        self._failed_reads = 0
+
+    @property
+    def in_outage(self) -> bool:
+        return self._since is not None
+
+    def pause(self, failures: int) -> float:
+        """Seconds before the next read, after ``failures`` failed reads in a row."""
+        return clamp_seconds(self.policy.delay(failures), low=self.floor, high=self.cap, default=self.floor)
+
+    async def read(self, read_what: str, call: Callable[[], Awaitable[T]]) -> T:
+        failures = 0
+        while True:
+            try:
+                result = await call()
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                if not is_transient(err):
+                    raise
+                failures += 1
+                self._failed(read_what, err)
+                await asyncio.sleep(self.pause(failures))
+                continue
+            self._recovered()
+            return result
+
+    def _failed(self, read_what: str, err: BaseException) -> None:
+        self._failed_reads += 1
+        if self._since is not None:
+            return
+        self._since = time.monotonic()
+        self.outages += 1
+        self.logger.warning(
+            "%s: Edge Impulse did not answer the %s (%s); the wait goes on and reads again with backoff "
+            "(%g s to %g s) until Studio answers or the deadline passes",
+            self.what,
+            read_what,
+            _reason(err),
+            self.floor,
+            self.cap,
+        )
+
+    def _recovered(self) -> None:
+        if self._since is None:
+            return
+        lasted = time.monotonic() - self._since
+        self.logger.info(
+            "%s: Edge Impulse answers again after %.1f s (%d failed reads); the wait goes on",
+            self.what,
+            lasted,
+            self._failed_reads,
+        )
+        self._since = None
+        self._failed_reads = 0
+
+
+def _reason(err: BaseException) -> str:
+    if isinstance(err, EdgeImpulseAPIError):
+        return str(err)
+    return type(err).__name__

@@ -1,0 +1,216 @@
+"""
+A Studio that answers only 429 (``Retry-After: 0``) and then 503 for longer than any single request's retry budget,
+while a job or an EON Tuner run goes on: the wait reads through it and reports the true outcome, on the blocking
+path and the deferred one. An answer that retrying cannot change (401, 403, 404) still ends a wait at once.
+
+The outage is compressed: seconds instead of minutes, against waits whose intervals (and so whose backoff, see
+``WaitSettings.outage_floor``/``outage_cap``) are short in the same proportion. With ``Retry-After: 0`` a single
+request spends its whole budget (``RetryPolicy.max_attempts`` attempts) in milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from airflow_provider_edgeimpulse.exceptions import EdgeImpulseAPIError
+from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
+from airflow_provider_edgeimpulse.hooks.policy import DEFAULT_RETRY_POLICY
+from airflow_provider_edgeimpulse.jobs.waiter import WaitSettings
+from airflow_provider_edgeimpulse.triggers.job import EdgeImpulseJobTrigger
+from airflow_provider_edgeimpulse.triggers.tuner import EONTunerStateTrigger
+from tests.tuner_util import STATE_ROUTE, STATUS_ROUTE, route_count, start_job, start_tuner
+
+SETTINGS = WaitSettings(safety_interval=1.0, poll_interval=0.2)
+RATE_LIMITED_S = 2.0  # 429 with Retry-After: 0 ...
+OUTAGE_S = 5.0  # ... then 503 until this many seconds after the outage began
+FINISH_AFTER_S = 1.0  # the job ends inside the outage, so its end can only be read after it
+DEADLINE_S = 60.0
+OUTAGE_STARTS = "did not answer"
+OUTAGE_ENDS = "answers again"
+
+
+def begin_outage(em: Any) -> float:
+    """Every Studio request is answered 429 (Retry-After: 0) and then 503, starting now; returns the start."""
+    em.fault(status=429, retry_after=0, duration_s=RATE_LIMITED_S)
+    em.fault(status=503, duration_s=OUTAGE_S)
+    return time.monotonic()
+
+
+def wait_for_socket(em: Any) -> None:
+    deadline = time.monotonic() + 10
+    while em.sockets() < 1:
+        assert time.monotonic() < deadline, "the wait never opened its socket"
+        time.sleep(0.02)
+
+
+def outage_during_job(em: Any, job_id: int, success: bool, *, drop_sockets: bool = False) -> dict[str, float]:
+    """Once the wait is under way: the outage begins, and inside it the job ends (and sockets drop)."""
+    wait_for_socket(em)
+    seen = {"began": begin_outage(em)}
+    if drop_sockets:
+        em.fault(drop_sockets=True)  # the reconnect's socket-token read falls in the outage too
+    time.sleep(FINISH_AFTER_S)
+    em.finish_job(job_id, success)
+    return seen
+
+
+def assert_one_outage_logged(messages: list[str], what: str) -> None:
+    starts = [m for m in messages if OUTAGE_STARTS in m and what in m]
+    ends = [m for m in messages if OUTAGE_ENDS in m and what in m]
+    assert len(starts) == 1, starts  # once per outage, not once per failed read
+    assert len(ends) == 1, ends
+
+
+def assert_outlasted_the_request_budget(em: Any, route: str, before: int) -> None:
+    reads = route_count(em, route) - before
+    # Several times one request's budget went by, and the wait went on.
+    assert reads > 3 * DEFAULT_RETRY_POLICY.max_attempts, reads
+
+
+async def first_event(trigger: Any) -> Any:
+    events = trigger.run()
+    try:
+        async with asyncio.timeout(DEADLINE_S + 10):
+            return await anext(events)
+    finally:
+        await events.aclose()
+
+
+def job_trigger(em: Any, job_id: int) -> EdgeImpulseJobTrigger:
+    return EdgeImpulseJobTrigger(
+        job_id=job_id,
+        project_id=em.project_id,
+        safety_interval=SETTINGS.safety_interval,
+        poll_interval=SETTINGS.poll_interval,
+        deadline=time.time() + DEADLINE_S,
+        cancel_on_timeout=False,
+    )
+
+
+@pytest.mark.parametrize("success", [True, False], ids=["success", "failure"])
+def test_the_blocking_wait_reads_through_an_outage_and_reports_the_true_outcome(
+    edgeimpulse_emulator: Any, caplog: pytest.LogCaptureFixture, success: bool
+) -> None:
+    em = edgeimpulse_emulator
+    em.configure(job_duration=None)
+    caplog.set_level(logging.INFO)
+    job_id = start_job(em)
+    before = route_count(em, STATUS_ROUTE)
+    seen: dict[str, float] = {}
+    outage = threading.Thread(target=lambda: seen.update(outage_during_job(em, job_id, success)))
+    outage.start()
+    try:
+        outcome = EdgeImpulseHook().wait_for_job(job_id, timeout=DEADLINE_S, settings=SETTINGS)
+    finally:
+        outage.join(30)
+    assert (outcome["status"], outcome["success"]) == ("success" if success else "failure", success), outcome
+    assert time.monotonic() - seen["began"] >= OUTAGE_S, "the end was read only once Studio answered again"
+    assert_outlasted_the_request_budget(em, STATUS_ROUTE, before)
+    assert_one_outage_logged(caplog.messages, f"job {job_id}")
+    if not success:
+        assert outcome["log_tail"], "a failed job's outcome still carries its log, read after the outage"
+
+
+@pytest.mark.parametrize("success", [True, False], ids=["success", "failure"])
+async def test_the_deferred_wait_reads_through_an_outage_and_reports_the_true_outcome(
+    edgeimpulse_emulator: Any, caplog: pytest.LogCaptureFixture, success: bool
+) -> None:
+    em = edgeimpulse_emulator
+    em.configure(job_duration=None)
+    caplog.set_level(logging.INFO)
+    job_id = await asyncio.to_thread(start_job, em)
+    before = await asyncio.to_thread(route_count, em, STATUS_ROUTE)
+    waiting = asyncio.ensure_future(first_event(job_trigger(em, job_id)))
+    seen = await asyncio.to_thread(outage_during_job, em, job_id, success, drop_sockets=True)
+    event = await waiting
+    payload = event.payload
+    assert payload["status"] == ("success" if success else "failure"), payload
+    assert payload["outcome"]["success"] is success
+    assert time.monotonic() - seen["began"] >= OUTAGE_S
+    assert_outlasted_the_request_budget(em, STATUS_ROUTE, before)
+    assert_one_outage_logged(caplog.messages, f"job {job_id}")
+
+
+@pytest.mark.parametrize("success", [True, False], ids=["success", "failure"])
+async def test_the_tuner_wait_reads_through_an_outage_and_reports_the_true_outcome(
+    edgeimpulse_emulator: Any, capsys: pytest.CaptureFixture[str], success: bool
+) -> None:
+    em = edgeimpulse_emulator
+    em.configure(job_duration=None)
+    run_id = await asyncio.to_thread(start_tuner, em)
+    before = await asyncio.to_thread(route_count, em, STATE_ROUTE)
+    trigger = EONTunerStateTrigger(
+        project_id=em.project_id,
+        tuner_coordinator_job_id=run_id,
+        deadline=time.time() + DEADLINE_S,
+        poll_interval=SETTINGS.poll_interval,
+        cancel_on_kill=False,
+    )
+    waiting = asyncio.ensure_future(first_event(trigger))
+    seen = await asyncio.to_thread(outage_during_job, em, run_id, success)
+    event = await waiting
+    payload = event.payload
+    assert payload["status"] == ("success" if success else "failure"), payload
+    assert payload["summary"]["running"] is False
+    assert time.monotonic() - seen["began"] >= OUTAGE_S
+    assert_outlasted_the_request_budget(em, STATE_ROUTE, before)
+    # The trigger logs through Airflow's logger (its task log), which prints.
+    assert_one_outage_logged(capsys.readouterr().out.splitlines(), f"EON Tuner run {run_id}")
+
+
+FINAL_ANSWERS = [401, 403, 404]
+# After the final answer: the one request that got it, plus at most one repeat (a fresh login's retry).
+READS_AFTER_FINAL_ANSWER = 2
+
+
+def final_answer_during_wait(em: Any, job_id: int, status: int) -> int:
+    """Once the wait is under way, every status read of the job gets ``status``; the status reads so far."""
+    wait_for_socket(em)
+    before = route_count(em, STATUS_ROUTE)
+    em.fault(status=status, path=f"/jobs/{job_id}/status", duration_s=DEADLINE_S)
+    em.fault(drop_sockets=True)  # the reconnect makes the wait read the status again
+    return before
+
+
+@pytest.mark.parametrize("status", FINAL_ANSWERS)
+def test_an_answer_that_cannot_change_ends_the_blocking_wait(edgeimpulse_emulator: Any, status: int) -> None:
+    em = edgeimpulse_emulator
+    em.configure(job_duration=None)
+    job_id = start_job(em)
+    seen: dict[str, int] = {}
+    answer = threading.Thread(target=lambda: seen.update(before=final_answer_during_wait(em, job_id, status)))
+    answer.start()
+    try:
+        with pytest.raises(EdgeImpulseAPIError) as info:
+            EdgeImpulseHook().wait_for_job(job_id, timeout=DEADLINE_S, settings=SETTINGS)
+    finally:
+        answer.join(30)
+    assert info.value.status == status
+    assert route_count(em, STATUS_ROUTE) - seen["before"] <= READS_AFTER_FINAL_ANSWER
+
+
+@pytest.mark.parametrize("status", FINAL_ANSWERS)
+async def test_an_answer_that_cannot_change_ends_the_deferred_wait(edgeimpulse_emulator: Any, status: int) -> None:
+    em = edgeimpulse_emulator
+    em.configure(job_duration=None)
+    job_id = await asyncio.to_thread(start_job, em)
+    waiting = asyncio.ensure_future(first_event(job_trigger(em, job_id)))
+    before = await asyncio.to_thread(final_answer_during_wait, em, job_id, status)
+    event = await waiting
+    assert event.payload["status"] == "error", event.payload  # not a timeout: it did not wait for the deadline
+    assert f"HTTP {status}" in event.payload["message"]
+    assert await asyncio.to_thread(route_count, em, STATUS_ROUTE) - before <= READS_AFTER_FINAL_ANSWER
+
+
+async def test_an_unknown_job_ends_the_deferred_wait_at_once(edgeimpulse_emulator: Any) -> None:
+    em = edgeimpulse_emulator
+    event = await first_event(job_trigger(em, 987654))
+    assert event.payload["status"] == "error", event.payload
+    assert "HTTP 404" in event.payload["message"]
+    assert await asyncio.to_thread(route_count, em, STATUS_ROUTE) == 1
