@@ -129,3 +129,55 @@ async def test_an_unknown_job_becomes_an_error_event(edgeimpulse_emulator):
     assert event.payload["status"] == "error"
     assert "999999" in event.payload["message"]
     assert em.api_key not in event.payload["message"]
+
+
+async def _die_while_waiting(trigger: EdgeImpulseJobTrigger, em: Any) -> None:
+    """Run ``trigger`` until its socket is up, then stop it the way a triggerer that goes away does."""
+    task = asyncio.create_task(first_event(trigger))
+    await wait_for_socket(em)
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def test_a_trigger_rebuilt_after_its_job_finished_relays_the_log_from_rest(edgeimpulse_emulator, capsys):
+    em = edgeimpulse_emulator
+    em.configure(job_duration=None)
+    job_id = start_job(em)
+    await asyncio.to_thread(em.write_job_log, job_id, "heard by the first triggerer")
+    trigger = make_trigger(em, job_id)
+    await _die_while_waiting(trigger, em)
+    # While no triggerer listens, the job logs on and ends.
+    await asyncio.to_thread(em.write_job_log, job_id, "logged while no triggerer listened")
+    await asyncio.to_thread(em.finish_job, job_id, True)
+    capsys.readouterr()
+    _, kwargs = trigger.serialize()
+    event = await first_event(EdgeImpulseJobTrigger(**kwargs))
+    assert event.payload["status"] == "success", event.payload
+    relayed = capsys.readouterr().out  # Airflow's structlog writes trigger logs there
+    assert f"[job {job_id}] logged while no triggerer listened" in relayed, relayed
+    assert f"[job {job_id}] heard by the first triggerer" in relayed, relayed
+    assert "logged while no triggerer listened" in event.payload["outcome"]["log_tail"]
+
+
+async def test_a_trigger_rebuilt_while_its_job_runs_says_lines_may_repeat(edgeimpulse_emulator, capsys):
+    em = edgeimpulse_emulator
+    em.configure(job_duration=None)
+    job_id = start_job(em)
+    await asyncio.to_thread(em.write_job_log, job_id, "before the hand-over")
+    trigger = make_trigger(em, job_id)
+    await _die_while_waiting(trigger, em)
+    assert "may repeat" not in capsys.readouterr().out, "a trigger's first run is no hand-over"
+    _, kwargs = trigger.serialize()
+    # Rebuilt on another triggerer once Airflow gave the first one up (30 s without a heartbeat by default).
+    kwargs["deferred_at"] -= 120
+    task = asyncio.create_task(first_event(EdgeImpulseJobTrigger(**kwargs)))
+    await wait_for_socket(em)
+    await asyncio.to_thread(em.write_job_log, job_id, "after the hand-over")
+    await asyncio.to_thread(em.finish_job, job_id, True)
+    assert (await task).payload["status"] == "success"
+    relayed = capsys.readouterr().out
+    assert "lines from before the hand-over may repeat" in relayed, relayed
+    assert relayed.index("may repeat") < relayed.index(f"[job {job_id}] before the hand-over"), relayed
+    assert f"[job {job_id}] after the hand-over" in relayed, relayed
