@@ -3,6 +3,10 @@ Randomized, seeded job waits through a faulty network and a faulty Studio.
 
 EI_CHAOS_WAITS (default 300) and EI_CHAOS_SEED set the size and the seed; `make chaos` runs a long one.
 Required: no lost completion, no wrong outcome, no wait past its deadline, REST requests bounded.
+
+Every ``OUTAGE_EVERY``-th batch also meets an outage: Studio answers every request with 429 (``Retry-After: 0``)
+and then 503 for longer than any single request's retry budget (``RetryPolicy``: its attempts and backoff add up
+to under 8 s), while the batch's jobs end.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ SETTINGS = WaitSettings(safety_interval=4.0, poll_interval=1.0)
 # A wait needs about 3 requests; faults add retries, reconnects and safety checks, never an unbounded number.
 MAX_REST_PER_WAIT = 25
 WAIT_THREADS = concurrent.futures.ThreadPoolExecutor(max_workers=BATCH, thread_name_prefix="chaos-wait")
+OUTAGE_EVERY = 4
+OUTAGE_S = (9.0, 14.0)
 
 
 @dataclass
@@ -55,6 +61,8 @@ class Tally:
     hung: int = 0
     errors: int = 0
     socket_drops: int = 0
+    outages: int = 0
+    outage_s: float = 0.0
 
 
 def start_job(em: Any) -> int:
@@ -78,6 +86,16 @@ def inject_studio_faults(em: Any, rng: random.Random) -> list[str]:
         em.fault(refuse_socket_tokens=rng.randint(1, 2))
         applied.append("refuse-tokens")
     return applied
+
+
+def begin_outage(em: Any, rng: random.Random, tally: Tally) -> None:
+    """Every Studio request is answered 429 (Retry-After: 0), then 503, for longer than one request's budget."""
+    total = rng.uniform(*OUTAGE_S)
+    rate_limited = rng.uniform(1.0, total / 2)
+    em.fault(status=429, retry_after=0, duration_s=rate_limited)
+    em.fault(status=503, duration_s=total)
+    tally.outages += 1
+    tally.outage_s += total
 
 
 async def run_one(plan: Plan, credentials: EdgeImpulseCredentials, conn_id: str) -> dict[str, Any]:
@@ -119,11 +137,21 @@ async def finish_later(em: Any, plan: Plan) -> float:
 
 
 async def run_batch(
-    plans: list[Plan], em: Any, credentials: EdgeImpulseCredentials, conn_id: str, rng: random.Random, tally: Tally
+    plans: list[Plan],
+    em: Any,
+    credentials: EdgeImpulseCredentials,
+    conn_id: str,
+    rng: random.Random,
+    tally: Tally,
+    *,
+    outage: bool = False,
 ) -> None:
     started = time.monotonic()
     waits = [asyncio.ensure_future(run_one(p, credentials, conn_id)) for p in plans]
     finishes = [asyncio.ensure_future(finish_later(em, p)) for p in plans]
+    if outage:
+        await asyncio.sleep(rng.uniform(0.1, 0.8))  # the waits are under way; their jobs end inside the outage
+        await asyncio.to_thread(begin_outage, em, rng, tally)
     if rng.random() < 0.5:
         await asyncio.sleep(rng.uniform(0.1, 1.0))
         await asyncio.to_thread(em.fault, drop_sockets=True)
@@ -195,14 +223,16 @@ async def test_chaos_waits_lose_nothing(edgeimpulse_emulator: Any, proxied: Faul
         ]
         applied = await asyncio.to_thread(inject_studio_faults, em, rng)
         fault_log.update(applied)
-        await run_batch(plans, em, credentials, "edgeimpulse_chaos", rng, tally)
+        outage = (first // BATCH) % OUTAGE_EVERY == OUTAGE_EVERY - 1
+        await run_batch(plans, em, credentials, "edgeimpulse_chaos", rng, tally, outage=outage)
         await asyncio.to_thread(em.clear_faults)
     requests_seen = em.requests()
     rest = requests_seen["total"] - WAITS  # minus the test's own job starts
     elapsed = time.monotonic() - started
     print(
         f"\nchaos seed={SEED} waits={WAITS} ok={tally.ok} lost={tally.lost} wrong={tally.wrong} hung={tally.hung} "
-        f"errors={tally.errors} socket_drops={tally.socket_drops} rest_requests={rest} ({rest / WAITS:.1f}/wait) "
+        f"errors={tally.errors} socket_drops={tally.socket_drops} outages={tally.outages} "
+        f"({tally.outage_s:.0f}s in all) rest_requests={rest} ({rest / WAITS:.1f}/wait) "
         f"elapsed={elapsed:.0f}s "
         f"proxy={dict(proxied.stats)} studio_faults={dict(fault_log)}"
     )
@@ -211,4 +241,5 @@ async def test_chaos_waits_lose_nothing(edgeimpulse_emulator: Any, proxied: Faul
     assert tally.hung == 0
     assert tally.errors == 0
     assert tally.ok == WAITS
+    assert tally.outages >= min(1, WAITS // (BATCH * OUTAGE_EVERY)), "the run met no outage longer than a budget"
     assert rest <= MAX_REST_PER_WAIT * WAITS

@@ -11,6 +11,7 @@ request spends its whole budget (``RetryPolicy.max_attempts`` attempts) in milli
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import time
@@ -67,10 +68,10 @@ def assert_one_outage_logged(messages: list[str], what: str) -> None:
     assert len(ends) == 1, ends
 
 
-def assert_outlasted_the_request_budget(em: Any, route: str, before: int) -> None:
+def assert_outlasted_the_request_budget(em: Any, route: str, before: int, times: int = 3) -> None:
     reads = route_count(em, route) - before
-    # Several times one request's budget went by, and the wait went on.
-    assert reads > 3 * DEFAULT_RETRY_POLICY.max_attempts, reads
+    # One request's budget (all its attempts) went by ``times`` times, and the wait went on.
+    assert reads > times * DEFAULT_RETRY_POLICY.max_attempts, reads
 
 
 async def first_event(trigger: Any) -> Any:
@@ -162,6 +163,43 @@ async def test_the_tuner_wait_reads_through_an_outage_and_reports_the_true_outco
     assert_outlasted_the_request_budget(em, STATE_ROUTE, before)
     # The trigger logs through Airflow's logger (its task log), which prints.
     assert_one_outage_logged(capsys.readouterr().out.splitlines(), f"EON Tuner run {run_id}")
+
+
+STALLING_CONN_ID = "edgeimpulse_stalling"
+REQUEST_TIMEOUT_S = 0.3
+STALL_S = 12.0  # over one read's budget: max_attempts timeouts plus the client's backoff between them (< 10 s)
+
+
+def test_the_blocking_wait_reads_through_stalled_status_reads(
+    edgeimpulse_emulator: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    em = edgeimpulse_emulator
+    em.configure(job_duration=None)
+    conn = json.loads(em.connection_json())
+    conn["extra"]["timeout"] = REQUEST_TIMEOUT_S
+    monkeypatch.setenv(f"AIRFLOW_CONN_{STALLING_CONN_ID.upper()}", json.dumps(conn))
+    caplog.set_level(logging.INFO)
+    job_id = start_job(em)
+    before = route_count(em, STATUS_ROUTE)
+
+    def stall_then_finish() -> None:
+        wait_for_socket(em)
+        em.fault(latency_ms=1000, path="/status")  # every status read outlasts the client's timeout
+        time.sleep(FINISH_AFTER_S)
+        em.finish_job(job_id, True)
+        time.sleep(STALL_S)
+        em.fault(latency_ms=0)
+
+    staller = threading.Thread(target=stall_then_finish)
+    staller.start()
+    try:
+        hook = EdgeImpulseHook(edgeimpulse_conn_id=STALLING_CONN_ID)
+        outcome = hook.wait_for_job(job_id, timeout=DEADLINE_S, settings=SETTINGS)
+    finally:
+        staller.join(30)
+    assert (outcome["status"], outcome["success"]) == ("success", True), outcome
+    assert_outlasted_the_request_budget(em, STATUS_ROUTE, before, times=1)
+    assert_one_outage_logged(caplog.messages, f"job {job_id}")
 
 
 FINAL_ANSWERS = [401, 403, 404]
