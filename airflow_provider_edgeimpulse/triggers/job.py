@@ -8,6 +8,7 @@ Kwargs hold plain data only (connection id, ids, an absolute deadline): credenti
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -69,7 +70,7 @@ class EdgeImpulseJobTrigger(BaseTrigger):
         self.cancel_on_timeout = cancel_on_timeout
         self.end_task_on_success = end_task_on_success
         self.xcoms = dict(xcoms or {})
-        self.deferred_at = time.time() if deferred_at is None else float(deferred_at)
+        self.deferred_at = time.time() if deferred_at is None else _unix_time("deferred_at", deferred_at)
         self._pending_lines: list[str] = []
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -194,6 +195,12 @@ class EdgeImpulseJobTrigger(BaseTrigger):
             return
         credentials = await aresolve_credentials(self.edgeimpulse_conn_id)
         await self._cancel_remote_job(credentials, bound=budget.left(CANCEL_BOUND_S))
+
+
+def _unix_time(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a UNIX time in seconds, got {value!r}")
+    return float(value)
 
 
 def deadline_from_timeout(timeout: float | None) -> float | None:

@@ -1152,6 +1152,11 @@ def _(env: Env) -> Call:
     return with_driver(lambda: payload(fire(trigger)), big_line_then_finish(env, success=True))
 
 
+@case("trigger-job-deferred-at-nan", ValueError, "deferred_at must be a UNIX time in seconds", "nan", remote=LOCAL)
+def _(env: Env) -> Call:
+    return lambda: EdgeImpulseJobTrigger(job_id=1, project_id=1, deferred_at=math.nan)
+
+
 @case("trigger-tuner-poll-interval-zero", ValueError, "poll_interval must be a positive number", "got 0", remote=LOCAL)
 def _(env: Env) -> Call:
     return lambda: EONTunerStateTrigger(project_id=1, tuner_coordinator_job_id=1, poll_interval=0)
