@@ -78,13 +78,17 @@ class OutageWatch:
         self.cap = clamp_seconds(cap, low=self.floor, high=OUTAGE_CAP_S, default=OUTAGE_CAP_S)
         self.policy = outage_backoff(self.floor, self.cap)
         self.logger = logger
-        self.outages = 0
         self._since: float | None = None
         self._failed_reads = 0
 
-    @property
-    def in_outage(self) -> bool:
-        return self._since is not None
+    @classmethod
+    def paced(cls, what: str, *, poll_interval: float, slowest: float, logger: _Logger = log) -> OutageWatch:
+        """
+        A watch at a wait's own pace: first pause a second, or ``poll_interval`` when shorter; longest pause
+        ``slowest`` (the wait's longest quiet interval), at most a minute, so the end of an outage is seen soon.
+        """
+        floor = min(OUTAGE_FLOOR_S, poll_interval)
+        return cls(what, floor=floor, cap=max(floor, min(OUTAGE_CAP_S, slowest)), logger=logger)
 
     def pause(self, failures: int) -> float:
         """Seconds before the next read, after ``failures`` failed reads in a row."""
@@ -112,7 +116,6 @@ class OutageWatch:
         if self._since is not None:
             return
         self._since = time.monotonic()
-        self.outages += 1
         self.logger.warning(
             "%s: Edge Impulse did not answer the %s (%s); the wait goes on and reads again with backoff "
             "(%g s to %g s) until Studio answers or the deadline passes",
@@ -128,7 +131,8 @@ class OutageWatch:
             return
         lasted = time.monotonic() - self._since
         self.logger.info(
-            "%s: Edge Impulse answers again after %.1f s (%d failed reads); the wait goes on",
+            "%s: Edge Impulse answers again, %.1f s after the first read that failed (%d failed reads); the wait "
+            "goes on",
             self.what,
             lasted,
             self._failed_reads,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_edgeimpulse.hooks.credentials import EdgeImpulseCredentials
-from airflow_provider_edgeimpulse.jobs.outage import OUTAGE_CAP_S, OUTAGE_FLOOR_S, OutageWatch
+from airflow_provider_edgeimpulse.jobs.outage import OutageWatch
 
 if TYPE_CHECKING:
     from airflow_provider_edgeimpulse.jobs.hub import HubEvent, JobEventHub
@@ -86,16 +86,6 @@ class WaitSettings:
         if not isinstance(tail, int) or isinstance(tail, bool) or tail < 1:
             # Checked here, not by the deque of the wait, which would only fail once the job has started.
             raise ValueError(f"log_tail must be a positive number of lines, got {tail!r}")
-
-    @property
-    def outage_floor(self) -> float:
-        """The first pause of an outage: a second, or the poll interval when that is shorter."""
-        return min(OUTAGE_FLOOR_S, self.poll_interval)
-
-    @property
-    def outage_cap(self) -> float:
-        """The longest pause of an outage: the safety interval, at most a minute, so recovery is seen soon."""
-        return max(self.outage_floor, min(OUTAGE_CAP_S, self.safety_interval))
 
 
 def is_finished(job: dict[str, Any]) -> bool:
@@ -169,8 +159,8 @@ class _JobWait:
         self._early = False
         self.live = False
         self._said_polling = False
-        self.outage = OutageWatch(
-            f"Edge Impulse job {job_id}", floor=settings.outage_floor, cap=settings.outage_cap, logger=log
+        self.outage = OutageWatch.paced(
+            f"Edge Impulse job {job_id}", poll_interval=settings.poll_interval, slowest=settings.safety_interval
         )
         self.finished_job: dict[str, Any] | None = None
 

@@ -19,7 +19,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_edgeimpulse.hooks.job_log import ERROR_TAIL_LINES, quoted_tail
 from airflow_provider_edgeimpulse.jobs import tuner
-from airflow_provider_edgeimpulse.jobs.outage import OUTAGE_CAP_S, OUTAGE_FLOOR_S, OutageWatch
+from airflow_provider_edgeimpulse.jobs.outage import OutageWatch
 from airflow_provider_edgeimpulse.studio import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
@@ -122,9 +122,8 @@ class EONTunerStateTrigger(BaseTrigger):
 
         run_id = self.tuner_coordinator_job_id
         # Reads go on through 429s, 5xx and lost connections until the deadline, at the pace of the poll interval.
-        floor = min(OUTAGE_FLOOR_S, self.poll_interval)
-        self._outage = OutageWatch(
-            f"EON Tuner run {run_id}", floor=floor, cap=min(OUTAGE_CAP_S, self.poll_interval), logger=self.log
+        self._outage = OutageWatch.paced(
+            f"EON Tuner run {run_id}", poll_interval=self.poll_interval, slowest=self.poll_interval, logger=self.log
         )
         try:
             credentials = await aresolve_credentials(self.edgeimpulse_conn_id)

@@ -46,8 +46,16 @@ def test_a_floor_from_bad_settings_is_still_a_pause(floor):
     assert watch.pause(1) > 0 and watch.pause(50) <= OUTAGE_CAP_S
 
 
-def test_a_waits_outage_pace_follows_its_intervals():
-    default = WaitSettings()
-    assert (default.outage_floor, default.outage_cap) == (1.0, 60.0)
-    quick = WaitSettings(safety_interval=1.0, poll_interval=0.2)
-    assert (quick.outage_floor, quick.outage_cap) == (0.2, 1.0)
+@pytest.mark.parametrize(
+    ("settings", "pace"),
+    [
+        (WaitSettings(), (1.0, 60.0)),  # a second at first, a minute at most
+        (WaitSettings(safety_interval=1.0, poll_interval=0.2), (0.2, 1.0)),  # a quick wait stays quick
+        (WaitSettings(safety_interval=600.0, poll_interval=30.0), (1.0, 60.0)),
+    ],
+)
+def test_a_waits_outage_pace_follows_its_intervals(settings, pace):
+    watch = OutageWatch.paced(
+        "Edge Impulse job 1", poll_interval=settings.poll_interval, slowest=settings.safety_interval
+    )
+    assert (watch.floor, watch.cap) == pace

@@ -4,7 +4,7 @@ while a job or an EON Tuner run goes on: the wait reads through it and reports t
 path and the deferred one. An answer that retrying cannot change (401, 403, 404) still ends a wait at once.
 
 The outage is compressed: seconds instead of minutes, against waits whose intervals (and so whose backoff, see
-``WaitSettings.outage_floor``/``outage_cap``) are short in the same proportion. With ``Retry-After: 0`` a single
+``OutageWatch.paced``) are short in the same proportion. With ``Retry-After: 0`` a single
 request spends its whole budget (``RetryPolicy.max_attempts`` attempts) in milliseconds.
 """
 
