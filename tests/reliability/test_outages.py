@@ -22,6 +22,7 @@ import pytest
 from airflow_provider_edgeimpulse.exceptions import EdgeImpulseAPIError
 from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
 from airflow_provider_edgeimpulse.hooks.policy import DEFAULT_RETRY_POLICY
+from airflow_provider_edgeimpulse.jobs.blocking import wait_for_job_blocking
 from airflow_provider_edgeimpulse.jobs.waiter import WaitSettings
 from airflow_provider_edgeimpulse.triggers.job import EdgeImpulseJobTrigger
 from airflow_provider_edgeimpulse.triggers.tuner import EONTunerStateTrigger
@@ -74,6 +75,10 @@ def assert_outlasted_the_request_budget(em: Any, route: str, before: int) -> Non
     assert reads > DEFAULT_RETRY_POLICY.max_attempts, reads
 
 
+def blocking_wait(hook: EdgeImpulseHook, job_id: int) -> dict[str, Any]:
+    return wait_for_job_blocking(hook.credentials, hook.project_id, job_id, timeout=DEADLINE_S, settings=SETTINGS)
+
+
 async def first_event(trigger: Any) -> Any:
     events = trigger.run()
     try:
@@ -107,7 +112,7 @@ def test_the_blocking_wait_reads_through_an_outage_and_reports_the_true_outcome(
     outage = threading.Thread(target=lambda: seen.update(outage_during_job(em, job_id, success)))
     outage.start()
     try:
-        outcome = EdgeImpulseHook().wait_for_job(job_id, timeout=DEADLINE_S, settings=SETTINGS)
+        outcome = blocking_wait(EdgeImpulseHook(), job_id)
     finally:
         outage.join(30)
     assert (outcome["status"], outcome["success"]) == ("success" if success else "failure", success), outcome
@@ -193,8 +198,7 @@ def test_the_blocking_wait_reads_through_stalled_status_reads(
     staller = threading.Thread(target=stall_then_finish)
     staller.start()
     try:
-        hook = EdgeImpulseHook(edgeimpulse_conn_id=STALLING_CONN_ID)
-        outcome = hook.wait_for_job(job_id, timeout=DEADLINE_S, settings=SETTINGS)
+        outcome = blocking_wait(EdgeImpulseHook(edgeimpulse_conn_id=STALLING_CONN_ID), job_id)
     finally:
         staller.join(30)
     assert (outcome["status"], outcome["success"]) == ("success", True), outcome
@@ -226,7 +230,7 @@ def test_an_answer_that_cannot_change_ends_the_blocking_wait(edgeimpulse_emulato
     answer.start()
     try:
         with pytest.raises(EdgeImpulseAPIError) as info:
-            EdgeImpulseHook().wait_for_job(job_id, timeout=DEADLINE_S, settings=SETTINGS)
+            blocking_wait(EdgeImpulseHook(), job_id)
     finally:
         answer.join(30)
     assert info.value.status == status
