@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from typing import Any
 
 import aiohttp
@@ -41,6 +42,45 @@ from airflow_provider_edgeimpulse.hooks.redirects import (
 
 log = logging.getLogger(__name__)
 
+# Connections of one event loop, over all its clients: aiohttp's default for one session, now for the whole loop.
+POOL_LIMIT = 100
+
+
+class _LoopPool:
+    """
+    One TCP connection pool per event loop, shared by every client's session and closed with its last one.
+
+    A triggerer holds waits of many principals; a pool per client kept up to 100 idle keep-alive connections each
+    (5000 waits over 50 API keys held about one open connection per wait). Sharing connections is safe: what
+    makes a request a principal's (its key, token or cookie) travels with each request, never with a connection,
+    and every session keeps its own (disabled) cookie jar and redirect rule.
+    """
+
+    def __init__(self) -> None:
+        self.connector = aiohttp.TCPConnector(limit=POOL_LIMIT)
+        self.users = 0
+
+
+_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPool] = weakref.WeakKeyDictionary()
+
+
+def _lease_pool() -> _LoopPool:
+    loop = asyncio.get_running_loop()
+    pool = _pools.get(loop)
+    if pool is None or pool.connector.closed:
+        pool = _pools[loop] = _LoopPool()
+    pool.users += 1
+    return pool
+
+
+async def _release_pool(pool: _LoopPool) -> None:
+    pool.users -= 1
+    if pool.users == 0:
+        loop = asyncio.get_running_loop()
+        if _pools.get(loop) is pool:
+            del _pools[loop]
+        await pool.connector.close()
+
 
 class AsyncEdgeImpulseClient:
     """A thin aiohttp client. Use as ``async with AsyncEdgeImpulseClient(creds) as client: ...``."""
@@ -56,6 +96,7 @@ class AsyncEdgeImpulseClient:
         self.retry_policy = retry_policy
         self._session = session
         self._owns_session = session is None
+        self._pool: _LoopPool | None = None
         self._jwt: str | None = None
         self._login_lock = asyncio.Lock()
 
@@ -70,10 +111,16 @@ class AsyncEdgeImpulseClient:
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             timeout = aiohttp.ClientTimeout(total=self.credentials.timeout)
+            if self._pool is None:
+                self._pool = _lease_pool()
             # No cookie jar: a cookie a server sets (a ``jwt`` at login) would otherwise travel past the redirect
             # rule; our own cookie is passed per request.
             self._session = aiohttp.ClientSession(
-                timeout=timeout, headers={"User-Agent": USER_AGENT}, cookie_jar=aiohttp.DummyCookieJar()
+                timeout=timeout,
+                headers={"User-Agent": USER_AGENT},
+                cookie_jar=aiohttp.DummyCookieJar(),
+                connector=self._pool.connector,
+                connector_owner=False,
             )
             self._owns_session = True
         return self._session
@@ -81,6 +128,9 @@ class AsyncEdgeImpulseClient:
     async def close(self) -> None:
         if self._owns_session and self._session is not None and not self._session.closed:
             await self._session.close()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await _release_pool(pool)
 
     async def _auth(self) -> tuple[dict[str, str], dict[str, str]]:
         """Headers and cookies for one request, logging in first on a JWT connection."""
