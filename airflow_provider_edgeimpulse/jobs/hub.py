@@ -19,6 +19,7 @@ import json
 import logging
 import random
 import weakref
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -107,7 +108,7 @@ class ReconnectPolicy:
         return random.uniform(self.first_delay, max(ceiling, self.first_delay))
 
 
-class EventQueue(asyncio.Queue[HubEvent]):
+class EventQueue:
     """
     One wait's unread events, bounded: a server that floods a job's events costs at most ``limit`` of them.
 
@@ -115,17 +116,30 @@ class EventQueue(asyncio.Queue[HubEvent]):
     one queued right before it (only the newest state matters to a wait). What cannot, a log line, is dropped
     past ``limit`` and counted in ``dropped``. Finishes and connection changes are never dropped, so the
     queue may hold a few events more than ``limit``.
+
+    It has one reader (its wait), so it holds a deque and at most one waiting future: an ``asyncio.Queue`` costs
+    four deques and an ``Event`` more, and a triggerer holds one queue per wait, all scanned by every full
+    garbage collection.
     """
 
+    __slots__ = ("_finish_queued", "_items", "_waiter", "coalesced", "dropped", "limit")
+
     def __init__(self, limit: int) -> None:
-        super().__init__()
         self.limit = limit
         self.dropped = 0
         self.coalesced = 0
         self._finish_queued = False
+        self._items: deque[HubEvent] = deque()
+        self._waiter: asyncio.Future[None] | None = None
 
-    def _put(self, item: HubEvent) -> None:
-        items = self._queue  # type: ignore[attr-defined]  # asyncio.Queue's deque: the documented hook's storage
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def put_nowait(self, item: HubEvent) -> None:
+        items = self._items
         if item.kind == "finished":
             if self._finish_queued:
                 self.coalesced += 1
@@ -140,12 +154,26 @@ class EventQueue(asyncio.Queue[HubEvent]):
             self.dropped += 1
             return
         items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
-    def _get(self) -> HubEvent:
-        item: HubEvent = self._queue.popleft()  # type: ignore[attr-defined]
+    def get_nowait(self) -> HubEvent:
+        if not self._items:
+            raise asyncio.QueueEmpty
+        item = self._items.popleft()
         if item.kind == "finished":
             self._finish_queued = False
         return item
+
+    async def get(self) -> HubEvent:
+        while not self._items:
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        return self.get_nowait()
 
 
 class Subscription:
