@@ -2,7 +2,7 @@
 Saving a downloaded artefact: streamed to a temporary file, checked for what it claims to be, then put in place.
 
 An HTTP 200 is not yet an artefact. A proxy's sign-in page, a ``{"success": false}`` answer, a body cut short by a
-dropped connection and a server that stalls half-way all arrive as 200s; ``save_download`` turns each into an
+dropped connection and a server that stalls half-way all arrive as 200s; ``ArtefactDownload`` turns each into an
 ``EdgeImpulseAPIError`` that says which, and the file appears at its destination only when it is complete and
 checked. Memory stays flat: the body is written in chunks, and only its first bytes are kept to tell what it is.
 
@@ -137,8 +137,15 @@ class _Deadline:
         return self.expired
 
 
-class _Saver:
-    """One download into one destination; ``run`` returns the result or raises, leaving nothing behind."""
+class ArtefactDownload:
+    """
+    Stream ``response`` to ``dest`` (a file, or an existing directory to use the server's file name) and check
+    it; ``run()`` returns the result or raises, leaving nothing behind.
+
+    ``deadline`` (a ``time.monotonic()`` value) ends the download wherever it is; ``timeout_s`` is how it was set,
+    for the message. Into a directory, the server's name never replaces another file: an identical file of that
+    name is kept as the result, otherwise the next free ``<stem>-<n><ext>`` is used. A named file is replaced.
+    """
 
     def __init__(
         self,
@@ -296,37 +303,6 @@ class _Saver:
             f"{directory / name} and {MAX_NAME_VARIANTS - 1} numbered variants already exist with other content; "
             "nothing was saved"
         )
-
-
-def save_download(
-    response: requests.Response,
-    dest: Path,
-    *,
-    default_name: str,
-    deadline: float,
-    timeout_s: float,
-    path: str,
-    scrub: Callable[[str], str],
-    log: Any,
-) -> DownloadResult:
-    """
-    Stream ``response`` to ``dest`` (a file, or an existing directory to use the server's file name) and check it.
-
-    ``deadline`` (a ``time.monotonic()`` value) ends the download wherever it is; ``timeout_s`` is how it was set,
-    for the message. Into a directory, the server's name never replaces another file: an identical file of that
-    name is kept as the result, otherwise the next free ``<stem>-<n><ext>`` is used. A named file is replaced.
-    """
-    saver = _Saver(
-        response,
-        dest,
-        default_name=default_name,
-        deadline=deadline,
-        timeout_s=timeout_s,
-        path=path,
-        scrub=scrub,
-        log=log,
-    )
-    return saver.run()
 
 
 def _is_document(media_type: str) -> bool:

@@ -29,7 +29,7 @@ from airflow_provider_edgeimpulse.hooks.credentials import (
     credentials_from_connection,
     parse_project_id,
 )
-from airflow_provider_edgeimpulse.hooks.download import DownloadResult, save_download
+from airflow_provider_edgeimpulse.hooks.download import ArtefactDownload, DownloadResult
 from airflow_provider_edgeimpulse.hooks.job_log import stdout_lines
 from airflow_provider_edgeimpulse.hooks.masking import mask_secrets
 from airflow_provider_edgeimpulse.hooks.policy import DEFAULT_RETRY_POLICY, RetryPolicy
@@ -592,7 +592,7 @@ class EdgeImpulseHook(BaseHook):
         the destination, hashed on the way, checked (``hooks/download.py``: a zip must open, a page or a JSON
         answer is refused, a short body is an error) and put in place only then; a failed download leaves
         nothing behind. ``download_timeout`` bounds the whole download, in seconds. Into a directory, the
-        server's file name never replaces another file (see ``save_download``).
+        server's file name never replaces another file (see ``ArtefactDownload``).
         """
         limit = positive_seconds("download_timeout", download_timeout, text=True)
         started = time.monotonic()
@@ -611,7 +611,7 @@ class EdgeImpulseHook(BaseHook):
             "GET", f"{self.credentials.api_base}{path}", display_path=path, params=params, stream=True
         )
         with response:
-            result = save_download(
+            result = ArtefactDownload(
                 response,
                 target,
                 default_name=f"{self.project_id}-{format}-{engine}",
@@ -620,7 +620,7 @@ class EdgeImpulseHook(BaseHook):
                 path=path,
                 scrub=self.session.scrub,
                 log=self.log,
-            )
+            ).run()
         self.log.info("Downloaded %s (%d bytes, sha256 %s)", result["path"], result["size"], result["sha256"])
         return result
 
