@@ -65,7 +65,6 @@ class EdgeImpulseBatchEditLabelsOperator(EdgeImpulseRunJobOperator):
         "search",
         "allow_all",
     )
-    completes_in_trigger = False
 
     def __init__(
         self,

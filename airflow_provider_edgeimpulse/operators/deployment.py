@@ -70,7 +70,6 @@ class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
         "impulse_id",
         "download_timeout",
     )
-    completes_in_trigger = False
 
     def __init__(
         self,

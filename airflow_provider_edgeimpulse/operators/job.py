@@ -62,9 +62,21 @@ class EdgeImpulseRunJobOperator(ResumableJobMixin, BaseOperator):
     template_fields_renderers = {"job_query": "json", "job_body": "json"}
     operator_extra_links = (EdgeImpulseStudioLink(),)
     ui_color = "#4ab6a6"
-    # Jobs whose outcome is the whole result can end the task from the triggerer: no worker resume.
+    # Jobs whose outcome is the whole result can end the task from the triggerer: no worker resume. Derived
+    # for each subclass (see __init_subclass__): one that overrides job_result needs a worker after the job.
     completes_in_trigger = True
     tuner_link = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        overrides_result = cls.job_result is not EdgeImpulseRunJobOperator.job_result
+        if overrides_result and cls.__dict__.get("completes_in_trigger") is True:
+            # Ending in the triggerer would skip job_result: the task would return the bare outcome.
+            raise TypeError(
+                f"{cls.__name__} overrides job_result, so it cannot set completes_in_trigger = True: "
+                "job_result runs on a worker after the job"
+            )
+        cls.completes_in_trigger = cls.completes_in_trigger and not overrides_result
 
     def __init__(
         self,

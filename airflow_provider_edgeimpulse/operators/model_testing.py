@@ -95,7 +95,6 @@ class EdgeImpulseModelTestingOperator(EdgeImpulseRunJobOperator):
         "model_variants",
         "min_accuracy",
     )
-    completes_in_trigger = False
 
     def __init__(
         self,

@@ -74,7 +74,6 @@ class EdgeImpulseStartEONTunerOperator(EdgeImpulseRunJobOperator):
     template_fields_renderers = {"optimize_config": "json"}
     tuner_link = True
     # The return value (the id) is made on a worker; ending in the trigger would return the outcome dict.
-    completes_in_trigger = False
 
     def __init__(
         self,
@@ -229,7 +228,6 @@ class EdgeImpulseSetTunerPrimaryOperator(EdgeImpulseRunJobOperator):
         "impulse_name",
         "require_finished",
     )
-    completes_in_trigger = False
 
     def __init__(
         self,

@@ -14,6 +14,7 @@ from airflow_provider_edgeimpulse.operators.job import EdgeImpulseJobFailed, Edg
 from airflow_provider_edgeimpulse.triggers.job import EdgeImpulseJobTrigger
 from tests.airflow_compat import AIRFLOW_2, HAS_TASK_STATE_STORE
 from tests.operators.fakes import DictStateStore, RecordingTaskInstance, make_context
+from tests.operators.helpers import defer_and_resume
 
 
 def operator(**kwargs: Any) -> EdgeImpulseRunJobOperator:
@@ -258,3 +259,29 @@ def test_bad_arguments_fail_before_any_job_starts(edgeimpulse_emulator, kwargs, 
     with pytest.raises((ValueError, TypeError), match=message):
         operator(**kwargs).execute(make_context())
     assert em.jobs() == []
+
+
+class _RetrainWithTag(EdgeImpulseRunJobOperator):
+    """A job operator that adds to the outcome and says nothing about where the task completes."""
+
+    def job_result(self, hook: Any, outcome: dict[str, Any], context: Any) -> Any:
+        return {**outcome, "tag": "read-after-the-job"}
+
+
+def test_an_operator_overriding_job_result_resumes_on_a_worker_to_return_it(edgeimpulse_emulator):
+    em = edgeimpulse_emulator
+    em.configure(job_duration=0.3)
+    op = _RetrainWithTag(task_id="tagged", job_path="jobs/retrain", deferrable=True, timeout=60)
+    result = defer_and_resume(op, make_context())
+    assert result["tag"] == "read-after-the-job"
+    assert result["success"] is True
+
+
+def test_an_operator_overriding_job_result_cannot_claim_to_complete_in_the_trigger():
+    with pytest.raises(TypeError, match="overrides job_result"):
+
+        class _Wrong(EdgeImpulseRunJobOperator):
+            completes_in_trigger = True
+
+            def job_result(self, hook: Any, outcome: dict[str, Any], context: Any) -> Any:
+                return outcome
