@@ -179,9 +179,11 @@ class EdgeImpulseRunJobOperator(ResumableJobMixin, BaseOperator):
             state = self.get_job_status(previous, context)
             if state in ("running", "success"):
                 self.log.info("Re-attaching to Edge Impulse job %s of an earlier try (%s)", previous, state)
+                self._job_id = int(previous)
                 return previous
             self.log.info("Edge Impulse job %s of an earlier try is %s; starting a new one", previous, state)
-        job_id = hook.start_job(*self._request)
+        # Kept the moment the job exists: a kill before the wait starts still cancels it.
+        self._job_id = job_id = hook.start_job(*self._request)
         resume.remember(context, job_id)
         return job_id
 

@@ -92,6 +92,24 @@ def test_on_kill_cancels_the_running_job(edgeimpulse_emulator):
     assert isinstance(errors[0], EdgeImpulseJobFailed)
 
 
+class _KilledBeforeTheWait(EdgeImpulseRunJobOperator):
+    """The worker is killed right after the job started, before the wait began."""
+
+    def poll_until_complete(self, external_id: Any, context: Any) -> Any:
+        self.on_kill()
+        raise RuntimeError("killed before the wait")
+
+
+def test_on_kill_right_after_the_start_cancels_the_job(edgeimpulse_emulator):
+    em = edgeimpulse_emulator
+    em.configure(job_duration=None)
+    op = _KilledBeforeTheWait(task_id="killed", job_path="jobs/retrain", deferrable=False)
+    with pytest.raises(RuntimeError, match="killed before the wait"):
+        op.execute(make_context())
+    (job,) = em.jobs()
+    assert job["cancelled"]
+
+
 def test_a_retry_re_attaches_to_the_running_job_instead_of_starting_another(edgeimpulse_emulator):
     em = edgeimpulse_emulator
     em.configure(job_duration=None)
