@@ -1,31 +1,28 @@
-"""What the operators that start no job share: the connection, the project, the hook and the Studio link."""
+"""What every Edge Impulse operator shares: the connection, the project, the hook, the colour and the Studio link."""
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_provider_edgeimpulse.hooks.task import EdgeImpulseTaskMixin
 from airflow_provider_edgeimpulse.links import STUDIO_URL_XCOM_KEY, EdgeImpulseStudioLink
 from airflow_provider_edgeimpulse.studio import DEFAULT_CONN_ID, studio_page_url
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
 
-
-class EdgeImpulseBaseOperator(BaseOperator):
+class EdgeImpulseBaseOperator(EdgeImpulseTaskMixin, BaseOperator):
     """
-    A task that talks to Edge Impulse without running a job.
+    A task that talks to Edge Impulse; the job operator builds on it to run a job.
 
     :param edgeimpulse_conn_id: the Airflow connection to Edge Impulse.
     :param project_id: overrides the connection's project. Templated.
     """
 
     operator_extra_links = (EdgeImpulseStudioLink(),)
-    ui_color = "#4ab6a6"
 
     def __init__(
         self,
@@ -35,15 +32,7 @@ class EdgeImpulseBaseOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.edgeimpulse_conn_id = edgeimpulse_conn_id
-        self.project_id = project_id
-
-    @cached_property
-    def hook(self) -> EdgeImpulseHook:
-        # Imported here: DAG files import operators on every parse; the hook pulls in requests and more.
-        from airflow_provider_edgeimpulse.hooks.connection import hook_for_task
-
-        return hook_for_task(self.edgeimpulse_conn_id, self.project_id)
+        self.set_connection(edgeimpulse_conn_id, project_id)
 
     def push_studio_url(self, context: Context, page: str) -> str:
         """XCom the Studio page the task worked on, for the "Edge Impulse Studio" button."""

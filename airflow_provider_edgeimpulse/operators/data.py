@@ -14,7 +14,7 @@ from airflow_provider_edgeimpulse.links import STUDIO_URL_XCOM_KEY
 from airflow_provider_edgeimpulse.operators import resume
 from airflow_provider_edgeimpulse.operators._base import EdgeImpulseBaseOperator
 from airflow_provider_edgeimpulse.operators._globs import glob_files
-from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator
+from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator, JobRequest
 from airflow_provider_edgeimpulse.studio import SAMPLE_CATEGORIES, UPLOAD_CATEGORIES, studio_page_url
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ class EdgeImpulseBatchEditLabelsOperator(EdgeImpulseRunJobOperator):
             self.log.warning("Could not count the samples to relabel: %s", err)
             return None
 
-    def job_request(self, hook: EdgeImpulseHook, context: Context) -> tuple[str, dict[str, Any] | None, Any]:
+    def job_request(self, hook: EdgeImpulseHook, context: Context) -> JobRequest:
         label = _params.label_text("label", self.new_label)
         category = _params.required_str("category", self.category, choices=SAMPLE_CATEGORIES)
         filters = self._filters()

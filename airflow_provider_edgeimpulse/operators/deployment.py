@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_edgeimpulse import validation as _params
-from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator
+from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator, JobRequest
 from airflow_provider_edgeimpulse.studio import MODEL_VARIANTS as MODEL_TYPES
 from airflow_provider_edgeimpulse.wire import DEFAULT_DOWNLOAD_TIMEOUT_S
 
@@ -128,7 +128,7 @@ class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
                 )
         return BuildSpec(fmt, str(engine), model_type, impulse_id, path, into_directory, download_timeout)
 
-    def job_request(self, hook: EdgeImpulseHook, context: Context) -> tuple[str, dict[str, Any] | None, Any]:
+    def job_request(self, hook: EdgeImpulseHook, context: Context) -> JobRequest:
         spec = self.build_spec(hook)
         # Make the destination now: a path that cannot be written should fail before a build is paid for.
         directory = spec.output_path if spec.into_directory else spec.output_path.parent

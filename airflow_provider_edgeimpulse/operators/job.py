@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowException, BaseOperator, ResumableJobMixin, conf
+from airflow.providers.common.compat.sdk import AirflowException, ResumableJobMixin, conf
 
 from airflow_provider_edgeimpulse import validation as _params
 from airflow_provider_edgeimpulse.hooks.job_log import quoted_tail
@@ -23,8 +22,9 @@ from airflow_provider_edgeimpulse.jobs.waiter import (
     DEFAULT_SAFETY_INTERVAL_S,
     WaitSettings,
 )
-from airflow_provider_edgeimpulse.links import STUDIO_URL_XCOM_KEY, EdgeImpulseStudioLink
+from airflow_provider_edgeimpulse.links import STUDIO_URL_XCOM_KEY
 from airflow_provider_edgeimpulse.operators import resume
+from airflow_provider_edgeimpulse.operators._base import EdgeImpulseBaseOperator
 from airflow_provider_edgeimpulse.studio import DEFAULT_CONN_ID, studio_job_url
 from airflow_provider_edgeimpulse.trigger_events import TASK_SUCCESS, checked_event
 
@@ -35,12 +35,15 @@ if TYPE_CHECKING:
 
 JOB_ID_XCOM_KEY = "job_id"
 
+# A job's start call, ``(path, query, body)``: what ``job_request`` answers.
+JobRequest = tuple[str, dict[str, Any] | None, Any]
+
 
 class EdgeImpulseJobFailed(AirflowException):
     """The remote job ended unsuccessfully, timed out, or the wait for it failed."""
 
 
-class EdgeImpulseRunJobOperator(ResumableJobMixin, BaseOperator):
+class EdgeImpulseRunJobOperator(ResumableJobMixin, EdgeImpulseBaseOperator):
     """
     Start any Edge Impulse job (``POST /api/{projectId}/jobs/...``) and wait for it.
 
@@ -60,8 +63,6 @@ class EdgeImpulseRunJobOperator(ResumableJobMixin, BaseOperator):
 
     template_fields: Sequence[str] = ("project_id", "job_path", "job_query", "job_body", "timeout")
     template_fields_renderers = {"job_query": "json", "job_body": "json"}
-    operator_extra_links = (EdgeImpulseStudioLink(),)
-    ui_color = "#4ab6a6"
     # Jobs whose outcome is the whole result can end the task from the triggerer: no worker resume. Derived
     # for each subclass (see __init_subclass__): one that overrides job_result needs a worker after the job.
     completes_in_trigger = True
@@ -94,12 +95,10 @@ class EdgeImpulseRunJobOperator(ResumableJobMixin, BaseOperator):
         log_tail: int = DEFAULT_LOG_TAIL,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(edgeimpulse_conn_id=edgeimpulse_conn_id, project_id=project_id, **kwargs)
         self.job_path = job_path
         self.job_query = job_query
         self.job_body = job_body
-        self.edgeimpulse_conn_id = edgeimpulse_conn_id
-        self.project_id = project_id
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
         self.timeout = timeout
@@ -112,7 +111,7 @@ class EdgeImpulseRunJobOperator(ResumableJobMixin, BaseOperator):
 
     # -- what to run: subclasses override these two -------------------------------------------------------------
 
-    def job_request(self, hook: EdgeImpulseHook, context: Context) -> tuple[str, dict[str, Any] | None, Any]:
+    def job_request(self, hook: EdgeImpulseHook, context: Context) -> JobRequest:
         """The start call as ``(path, query, body)``; validated before anything is sent."""
         if not isinstance(self.job_path, str) or not self.job_path.strip():
             raise ValueError(f"job_path must be a path such as 'jobs/retrain', got {self.job_path!r}")
@@ -133,12 +132,6 @@ class EdgeImpulseRunJobOperator(ResumableJobMixin, BaseOperator):
         return outcome
 
     # -- Airflow plumbing ---------------------------------------------------------------------------------------
-
-    @cached_property
-    def hook(self) -> EdgeImpulseHook:
-        from airflow_provider_edgeimpulse.hooks.connection import hook_for_task
-
-        return hook_for_task(self.edgeimpulse_conn_id, self.project_id)
 
     def wait_settings(self) -> WaitSettings:
         # A string may still be a template; it is checked again once rendered.

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import AirflowException
 
 from airflow_provider_edgeimpulse import validation as _params
-from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator
+from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator, JobRequest
 from airflow_provider_edgeimpulse.studio import MODEL_VARIANTS, SAMPLE_CATEGORIES
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ class EdgeImpulseModelTestingOperator(EdgeImpulseRunJobOperator):
             raise ValueError(f"min_accuracy is a fraction between 0 and 1, got {self.min_accuracy!r}")
         return value
 
-    def job_request(self, hook: EdgeImpulseHook, context: Context) -> tuple[str, dict[str, Any] | None, Any]:
+    def job_request(self, hook: EdgeImpulseHook, context: Context) -> JobRequest:
         impulse_id = _params.optional_int("impulse_id", self.impulse_id, minimum=1)
         category = _params.optional_str("category", self.category, choices=SAMPLE_CATEGORIES)
         variants = _params.optional_str_list("model_variants", self.model_variants)

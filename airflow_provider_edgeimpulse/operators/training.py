@@ -7,14 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_edgeimpulse import validation as _params
 from airflow_provider_edgeimpulse.operators._blocks import resolve_block
-from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator
+from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator, JobRequest
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
-
-JobRequest = tuple[str, dict[str, Any] | None, Any]
 
 
 class EdgeImpulseRetrainOperator(EdgeImpulseRunJobOperator):

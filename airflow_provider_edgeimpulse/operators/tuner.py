@@ -10,14 +10,12 @@ from airflow.exceptions import AirflowProviderDeprecationWarning
 
 from airflow_provider_edgeimpulse import validation as _params
 from airflow_provider_edgeimpulse.jobs import tuner
-from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator
+from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator, JobRequest
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
-
-JobRequest = tuple[str, dict[str, Any] | None, Any]
 TUNING_ALGORITHMS = ("random", "hyperband", "bayesian", "custom")
 OPTIMIZATION_PRECISIONS = ("float32", "int8")
 BEST = "best"

@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 import time
 from datetime import timedelta
-from functools import cached_property
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from airflow.providers.common.compat.sdk import (
     AirflowException,
@@ -17,21 +16,17 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_edgeimpulse import trigger_events
+from airflow_provider_edgeimpulse.hooks.task import EdgeImpulseTaskMixin
 from airflow_provider_edgeimpulse.studio import DEFAULT_CONN_ID
 
-if TYPE_CHECKING:
-    from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
 
-
-class EdgeImpulseBaseSensor(BaseSensorOperator):
+class EdgeImpulseBaseSensor(EdgeImpulseTaskMixin, BaseSensorOperator):
     """
     A sensor on Edge Impulse: ``edgeimpulse_conn_id`` and ``project_id`` (templated), the hook built from them.
 
     :param edgeimpulse_conn_id: the Airflow connection to Edge Impulse.
     :param project_id: overrides the connection's project. Templated.
     """
-
-    ui_color = "#4ab6a6"
 
     def __init__(
         self,
@@ -42,15 +37,7 @@ class EdgeImpulseBaseSensor(BaseSensorOperator):
     ) -> None:
         check_sensor_timing(kwargs)
         super().__init__(**kwargs)
-        self.edgeimpulse_conn_id = edgeimpulse_conn_id
-        self.project_id = project_id
-
-    @cached_property
-    def hook(self) -> EdgeImpulseHook:
-        # Imported here: DAG files import sensors on every parse; the hook pulls in requests and more.
-        from airflow_provider_edgeimpulse.hooks.connection import hook_for_task
-
-        return hook_for_task(self.edgeimpulse_conn_id, self.project_id)
+        self.set_connection(edgeimpulse_conn_id, project_id)
 
     def trigger_deadline(self) -> float:
         """The sensor's ``timeout`` as a UNIX time: absolute, so a triggerer restart does not extend it."""

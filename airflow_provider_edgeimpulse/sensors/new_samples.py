@@ -18,6 +18,7 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_edgeimpulse.hooks.credentials import parse_project_id
+from airflow_provider_edgeimpulse.hooks.task import EdgeImpulseTaskMixin
 from airflow_provider_edgeimpulse.new_samples import watermark as wm
 from airflow_provider_edgeimpulse.new_samples.probe import DEFAULT_MAX_SAMPLE_IDS, NewSamples, probe_new_samples
 from airflow_provider_edgeimpulse.new_samples.query import (
@@ -45,7 +46,7 @@ T = TypeVar("T")
 PREVIOUS_WATERMARK_XCOM_KEY = "watermark_previous"
 
 
-class EdgeImpulseNewSamplesSensor(BaseSensorOperator):
+class EdgeImpulseNewSamplesSensor(EdgeImpulseTaskMixin, BaseSensorOperator):
     """
     Succeed once at least ``min_new_samples`` samples newer than the watermark match the filters.
 
@@ -93,7 +94,6 @@ class EdgeImpulseNewSamplesSensor(BaseSensorOperator):
         "watermark_key",
         "start_after_sample_id",
     )
-    ui_color = "#4ab6a6"
 
     def __init__(
         self,
@@ -114,8 +114,7 @@ class EdgeImpulseNewSamplesSensor(BaseSensorOperator):
     ) -> None:
         check_sensor_timing(kwargs)
         super().__init__(**kwargs)
-        self.edgeimpulse_conn_id = edgeimpulse_conn_id
-        self.project_id = project_id
+        self.set_connection(edgeimpulse_conn_id, project_id)
         self.category = category
         self.labels = labels
         self.filename = filename
