@@ -246,10 +246,6 @@ class JobEventHub:
         self.failures = 0
         self.connections = 0
 
-    @property
-    def subscriber_count(self) -> int:
-        return sum(len(s) for s in self._subs.values())
-
     def subscribe(self, job_id: int) -> Subscription:
         sub = Subscription(self, job_id)
         self._subs.setdefault(job_id, set()).add(sub)
