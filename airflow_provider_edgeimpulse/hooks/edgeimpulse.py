@@ -21,6 +21,7 @@ from urllib.parse import quote
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_edgeimpulse.exceptions import EdgeImpulseAPIError, EdgeImpulseConnectionError
+from airflow_provider_edgeimpulse.hooks import job_requests
 from airflow_provider_edgeimpulse.hooks._multipart import MultipartFiles
 from airflow_provider_edgeimpulse.hooks._session import EdgeImpulseSession, iter_batches
 from airflow_provider_edgeimpulse.hooks.credentials import (
@@ -240,15 +241,15 @@ class EdgeImpulseHook(BaseHook):
 
     def start_retrain(self, impulse_id: int | None = None) -> int:
         """Retrain the whole impulse (features + every learn block) with its last settings."""
-        return self.start_job("jobs/retrain", {"impulseId": impulse_id})
+        return self.start_job(*job_requests.retrain(impulse_id))
 
     def start_train_keras(self, learn_id: int, params: dict[str, Any] | None = None) -> int:
         """Train a Keras learn block; ``params`` (``trainingCycles``, ``learningRate``...) are all optional."""
-        return self.start_job(f"jobs/train/keras/{int(learn_id)}", body=dict(params or {}))
+        return self.start_job(*job_requests.train("keras", learn_id, params))
 
     def start_train_anomaly(self, learn_id: int, params: dict[str, Any] | None = None) -> int:
         """Train an anomaly block; ``params`` is ``{axes, minimumConfidenceRating, clusterCount?}``."""
-        return self.start_job(f"jobs/train/anomaly/{int(learn_id)}", body=dict(params or {}))
+        return self.start_job(*job_requests.train("anomaly", learn_id, params))
 
     def start_generate_features(
         self,
@@ -256,12 +257,9 @@ class EdgeImpulseHook(BaseHook):
         calculate_feature_importance: bool | None = None,
         skip_feature_explorer: bool | None = None,
     ) -> int:
-        body: dict[str, Any] = {"dspId": int(dsp_id)}
-        if calculate_feature_importance is not None:
-            body["calculateFeatureImportance"] = calculate_feature_importance
-        if skip_feature_explorer is not None:
-            body["skipFeatureExplorer"] = skip_feature_explorer
-        return self.start_job("jobs/generate-features", body=body)
+        return self.start_job(
+            *job_requests.generate_features(dsp_id, calculate_feature_importance, skip_feature_explorer)
+        )
 
     def start_classify(
         self,
@@ -270,23 +268,17 @@ class EdgeImpulseHook(BaseHook):
         model_variants: Sequence[str] | None = None,
     ) -> int:
         """Model testing: classify the test set (``model_variants`` e.g. ``["int8", "float32"]``)."""
-        body: dict[str, Any] = {}
-        if model_variants is not None:
-            body["modelVariants"] = list(model_variants)
-        return self.start_job("jobs/classify", {"impulseId": impulse_id, "category": category}, body)
+        return self.start_job(*job_requests.classify(impulse_id, category, model_variants))
 
     def start_evaluate(self, impulse_id: int | None = None) -> int:
         """Evaluate every model variant (the numbers behind ``get_deployment_evaluation``)."""
-        return self.start_job("jobs/evaluate", {"impulseId": impulse_id})
+        return self.start_job(*job_requests.evaluate(impulse_id))
 
     def start_build_deployment(
         self, format: str, engine: str, model_type: str | None = None, impulse_id: int | None = None
     ) -> BuildStarted:
         """Build a deployment (``format`` from ``get_deployment_targets``); the version names the artefact."""
-        body: dict[str, Any] = {"engine": engine}
-        if model_type is not None:
-            body["modelType"] = model_type
-        data = self._start("jobs/build-ondevice-model", {"type": format, "impulseId": impulse_id}, body)
+        data = self._start(*job_requests.build_deployment(format, engine, model_type, impulse_id))
         version = data.get("deploymentVersion")
         return {
             "job_id": int(data["id"]),
@@ -295,12 +287,11 @@ class EdgeImpulseHook(BaseHook):
 
     def start_optimize(self, extended_from_job_id: int | None = None) -> int:
         """Start the EON Tuner (configure it first); the id is the tuner coordinator job id."""
-        return self.start_job("jobs/optimize", {"extendedFromJobId": extended_from_job_id})
+        return self.start_job(*job_requests.optimize(extended_from_job_id))
 
     def start_set_tuner_primary(self, trial_id: str, name: str | None = None) -> int:
         """Make an EON Tuner trial the project's impulse."""
-        body = {"name": name} if name is not None else {}
-        return self.start_job("jobs/set-tuner-primary-job", {"trialId": str(trial_id)}, body)
+        return self.start_job(*job_requests.set_tuner_primary(trial_id, name))
 
     def get_job_status(self, job_id: int) -> dict[str, Any]:
         """The job object: ``id, category, created, started?, finished?, finishedSuccessful?...``."""

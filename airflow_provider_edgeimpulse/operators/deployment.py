@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_edgeimpulse import validation as _params
+from airflow_provider_edgeimpulse.hooks import job_requests
 from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator, JobRequest
 from airflow_provider_edgeimpulse.studio import MODEL_VARIANTS as MODEL_TYPES
 from airflow_provider_edgeimpulse.wire import DEFAULT_DOWNLOAD_TIMEOUT_S
@@ -140,11 +141,8 @@ class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
             ) from None
         if not os.access(directory, os.W_OK):
             raise ValueError(f"output_path {str(spec.output_path)!r}: directory {str(directory)!r} is not writable")
-        body: dict[str, Any] = {"engine": spec.engine}
-        if spec.model_type is not None:
-            body["modelType"] = spec.model_type
         self.log.info("Building deployment %s (engine %s, model type %s)", spec.format, spec.engine, spec.model_type)
-        return "jobs/build-ondevice-model", {"type": spec.format, "impulseId": spec.impulse_id}, body
+        return job_requests.build_deployment(spec.format, spec.engine, spec.model_type, spec.impulse_id)
 
     def job_result(self, hook: EdgeImpulseHook, outcome: dict[str, Any], context: Context) -> Any:
         # A fresh operator after a deferral: check the (rendered) arguments again rather than trusting state.

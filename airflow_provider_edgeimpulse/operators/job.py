@@ -15,6 +15,7 @@ from airflow.providers.common.compat.sdk import AirflowException, ResumableJobMi
 
 from airflow_provider_edgeimpulse import validation as _params
 from airflow_provider_edgeimpulse.hooks.job_log import quoted_tail
+from airflow_provider_edgeimpulse.hooks.job_requests import JobRequest
 from airflow_provider_edgeimpulse.jobs.blocking import finished_job_outcome, wait_for_job_blocking
 from airflow_provider_edgeimpulse.jobs.waiter import (
     DEFAULT_LOG_TAIL,
@@ -34,9 +35,6 @@ if TYPE_CHECKING:
     from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
 
 JOB_ID_XCOM_KEY = "job_id"
-
-# A job's start call, ``(path, query, body)``: what ``job_request`` answers.
-JobRequest = tuple[str, dict[str, Any] | None, Any]
 
 
 class EdgeImpulseJobFailed(AirflowException):

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import AirflowException
 
 from airflow_provider_edgeimpulse import validation as _params
+from airflow_provider_edgeimpulse.hooks import job_requests
 from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator, JobRequest
 from airflow_provider_edgeimpulse.studio import MODEL_VARIANTS, SAMPLE_CATEGORIES
 
@@ -125,8 +126,7 @@ class EdgeImpulseModelTestingOperator(EdgeImpulseRunJobOperator):
         if unknown:
             raise ValueError(f"model_variants: unknown variant(s) {unknown}; expected some of {list(MODEL_VARIANTS)}")
         self._min_accuracy()
-        body = {"modelVariants": variants} if variants else {}
-        return "jobs/classify", {"impulseId": impulse_id, "category": category}, body
+        return job_requests.classify(impulse_id, category, variants or None)
 
     def job_result(self, hook: EdgeImpulseHook, outcome: dict[str, Any], context: Context) -> Any:
         # Runs on a fresh operator after a deferral: read the (rendered) arguments again, not state from execute.

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_edgeimpulse import validation as _params
+from airflow_provider_edgeimpulse.hooks import job_requests
 from airflow_provider_edgeimpulse.operators._blocks import resolve_block
 from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator, JobRequest
 
@@ -35,7 +36,7 @@ class EdgeImpulseRetrainOperator(EdgeImpulseRunJobOperator):
 
     def job_request(self, hook: EdgeImpulseHook, context: Context) -> JobRequest:
         impulse_id = _params.optional_int("impulse_id", self.impulse_id, minimum=1)
-        return "jobs/retrain", ({"impulseId": impulse_id} if impulse_id is not None else None), None
+        return job_requests.retrain(impulse_id)
 
 
 class EdgeImpulseTrainOperator(EdgeImpulseRunJobOperator):
@@ -85,7 +86,7 @@ class EdgeImpulseTrainOperator(EdgeImpulseRunJobOperator):
                 "keras* and anomaly* blocks only (use EdgeImpulseRetrainOperator to retrain the whole impulse)"
             )
         self.log.info("Training %s learn block %r (id %s)", endpoint, block.get("name"), block.get("id"))
-        return f"jobs/train/{endpoint}/{int(block['id'])}", None, body
+        return job_requests.train(endpoint, int(block["id"]), body)
 
 
 class EdgeImpulseGenerateFeaturesOperator(EdgeImpulseRunJobOperator):
@@ -130,10 +131,5 @@ class EdgeImpulseGenerateFeaturesOperator(EdgeImpulseRunJobOperator):
         importance = _params.optional_bool("calculate_feature_importance", self.calculate_feature_importance)
         skip_explorer = _params.optional_bool("skip_feature_explorer", self.skip_feature_explorer)
         block = resolve_block(hook, "dspBlocks", self.dsp_block, self.dsp_block_id)
-        body: dict[str, Any] = {"dspId": int(block["id"])}
-        if importance is not None:
-            body["calculateFeatureImportance"] = importance
-        if skip_explorer is not None:
-            body["skipFeatureExplorer"] = skip_explorer
         self.log.info("Generating features of DSP block %r (id %s)", block.get("name"), block.get("id"))
-        return "jobs/generate-features", None, body
+        return job_requests.generate_features(int(block["id"]), importance, skip_explorer)

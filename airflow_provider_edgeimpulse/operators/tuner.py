@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.exceptions import AirflowProviderDeprecationWarning
 
 from airflow_provider_edgeimpulse import validation as _params
+from airflow_provider_edgeimpulse.hooks import job_requests
 from airflow_provider_edgeimpulse.jobs import tuner
 from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator, JobRequest
 
@@ -173,7 +174,7 @@ class EdgeImpulseStartEONTunerOperator(EdgeImpulseRunJobOperator):
             # Posting the same config again (a retry re-attaching to its search) changes nothing.
             hook.set_optimize_config(config)
             self.log.info("EON Tuner configured: %s", config)
-        return "jobs/optimize", ({"extendedFromJobId": extended_from} if extended_from else None), None
+        return job_requests.optimize(extended_from)
 
     def execute(self, context: Context) -> Any:
         result = super().execute(context)
@@ -303,7 +304,7 @@ class EdgeImpulseSetTunerPrimaryOperator(EdgeImpulseRunJobOperator):
         for key in ("trial_id", "metric", "value"):
             ti.xcom_push(key=key, value=selection[key])
         name = _params.optional_str("impulse_name", self.impulse_name)
-        return "jobs/set-tuner-primary-job", {"trialId": selection["trial_id"]}, ({"name": name} if name else {})
+        return job_requests.set_tuner_primary(selection["trial_id"], name or None)
 
     def job_result(self, hook: EdgeImpulseHook, outcome: dict[str, Any], context: Context) -> Any:
         selection = self._selection
