@@ -18,8 +18,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
-import aiohttp
-
 from airflow_provider_edgeimpulse.exceptions import EdgeImpulseAPIError
 from airflow_provider_edgeimpulse.hooks.policy import RETRYABLE_STATUSES, RetryPolicy
 from airflow_provider_edgeimpulse.wire import clamp_seconds
@@ -54,6 +52,10 @@ def is_transient(err: BaseException) -> bool:
     """
     if isinstance(err, EdgeImpulseAPIError):
         return err.status is None or err.status in TRANSIENT_STATUSES
+    # Imported here: this module is on the path of every DAG file that imports a job operator, and aiohttp
+    # costs a quarter of a second to import; by the time an error is judged, the failed call has loaded it.
+    import aiohttp
+
     return isinstance(err, aiohttp.ClientError | OSError | TimeoutError)
 
 
