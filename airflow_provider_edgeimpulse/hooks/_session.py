@@ -2,7 +2,7 @@
 Request plumbing of the synchronous hook: one ``requests.Session``, authentication, retries, error decoding.
 
 Private to the hook. Retries follow ``policy.RetryPolicy`` through tenacity; what counts as retryable depends on
-whether repeating the request is safe (see ``_should_retry``). Redirects are followed by ``redirects.next_hop``,
+whether repeating the request is safe (see ``_should_retry``). Redirects are followed by ``redirects.RedirectChain``,
 not by requests, so credentials stay with their origin; answers are read in pieces up to the connection's
 ``WireLimits``. Every error leaves here as an ``EdgeImpulseAPIError`` whose text has passed through ``scrub`` so
 that no secret can ride along in it.
@@ -11,7 +11,6 @@ that no secret can ride along in it.
 from __future__ import annotations
 
 import http.cookiejar
-import json
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -31,19 +30,14 @@ from airflow_provider_edgeimpulse.hooks.policy import (
     RETRYABLE_STATUSES,
     USER_AGENT,
     RetryPolicy,
+    clean_query,
     declared_length,
     decode_scrubbed,
     error_of_body,
     parse_retry_after,
     too_large,
 )
-from airflow_provider_edgeimpulse.hooks.redirects import (
-    REDIRECT_STATUSES,
-    next_hop,
-    refuse_login_redirect,
-    without_body_headers,
-    without_credentials,
-)
+from airflow_provider_edgeimpulse.hooks.redirects import Outgoing, RedirectChain
 
 # Statuses that mean "the server did not act on it", so even a request that is unsafe to repeat (starting a
 # job, uploading samples) may be sent again. A 500/502/504 may come after the upstream already acted.
@@ -65,19 +59,6 @@ class _RetryableStatus(Exception):
         super().__init__(str(error))
         self.error = error
         self.retry_after = retry_after
-
-
-def query_value(value: Any) -> str:
-    """How a Python value is written in a query string: booleans as ``true``/``false``, lists as JSON."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | tuple):
-        return json.dumps(list(value))
-    return str(value)
-
-
-def clean_query(params: dict[str, Any] | None) -> dict[str, str]:
-    return {key: query_value(value) for key, value in (params or {}).items() if value is not None}
 
 
 def _short_reason(exc: BaseException) -> str:
@@ -402,51 +383,34 @@ class EdgeImpulseSession:
         cookies: dict[str, str],
         follow_redirects: bool,
     ) -> requests.Response:
-        """
-        One request and the redirects it is answered with, followed by ``next_hop``'s rule; the body unread.
-
-        Credentials (the auth headers and cookies) are dropped for good at the first hop to another origin.
-        """
-        home = url
-        hops = 0
-        carry = True
+        """One request and the redirects it is answered with, followed by ``RedirectChain``'s rule; the body unread."""
+        chain = RedirectChain(
+            Outgoing(method, url, params, json_body, data, headers, cookies),
+            display_path=display_path,
+            max_redirects=self.credentials.limits.max_redirects,
+            follow=follow_redirects,
+        )
         while True:
+            sent = chain.request
             response = self.http.request(
-                method,
-                url,
-                params=params,
-                json=json_body,
-                data=data,
-                headers=headers,
-                cookies=cookies or None,
+                sent.method,
+                sent.url,
+                params=sent.params,
+                json=sent.json,
+                data=sent.data,
+                headers=sent.headers,
+                cookies=sent.cookies or None,
                 stream=True,
                 timeout=self.timeout,
                 allow_redirects=False,
             )
-            location = response.headers.get("Location")
-            if response.status_code not in REDIRECT_STATUSES or location is None:
-                return response
+            try:
+                if not chain.follow(response.status_code, response.headers.get("Location"), response.url):
+                    return response
+            except BaseException:
+                response.close()
+                raise
             response.close()
-            if not follow_redirects:
-                raise refuse_login_redirect(response.status_code, location, url)
-            hop = next_hop(
-                method=method,
-                url=response.url,
-                status=response.status_code,
-                location=location,
-                home=home,
-                credentials=carry,
-                hops=hops,
-                max_redirects=self.credentials.limits.max_redirects,
-                display_path=display_path,
-            )
-            hops += 1
-            method, url, params = hop.method, hop.url, {}
-            if not hop.keep_body:
-                json_body, data, headers = None, None, without_body_headers(headers)
-            if not hop.keep_credentials:
-                carry = False
-                headers, cookies = without_credentials(headers), {}
 
     def _read_bounded(self, response: requests.Response, method: str, display_path: str) -> None:
         """Read a streamed 2xx body in pieces, at most ``max_response_bytes`` of it, into ``response.content``."""

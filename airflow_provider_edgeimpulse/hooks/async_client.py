@@ -2,7 +2,7 @@
 The asynchronous Edge Impulse client: the few REST calls that waits and triggers make, over aiohttp.
 
 Shares the sync hook's request policy (retries, error decoding, User-Agent), its redirect rule
-(``redirects.next_hop``), its bounds on what is read and its scrubbing of echoed secrets, so both transports
+(``redirects.RedirectChain``), its bounds on what is read and its scrubbing of echoed secrets, so both transports
 fail the same way. Safe to share between many concurrent waits of one (host, principal).
 """
 
@@ -26,19 +26,14 @@ from airflow_provider_edgeimpulse.hooks.policy import (
     RETRYABLE_STATUSES,
     USER_AGENT,
     RetryPolicy,
+    clean_query,
     declared_length,
     decode_scrubbed,
     error_of_body,
     parse_retry_after,
     too_large,
 )
-from airflow_provider_edgeimpulse.hooks.redirects import (
-    REDIRECT_STATUSES,
-    next_hop,
-    refuse_login_redirect,
-    without_body_headers,
-    without_credentials,
-)
+from airflow_provider_edgeimpulse.hooks.redirects import Outgoing, RedirectChain
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +180,7 @@ class AsyncEdgeImpulseClient:
         follow_redirects: bool = True,
     ) -> dict[str, Any]:
         url = f"{self.credentials.api_base}{path}"
-        query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
+        query = clean_query(params)
         policy = self.retry_policy
         slept = 0.0
         for attempt in range(1, policy.max_attempts + 1):
@@ -249,56 +244,40 @@ class AsyncEdgeImpulseClient:
         follow_redirects: bool,
     ) -> tuple[int, str | None, bytes, str | None]:
         """
-        One request and its redirects (followed by ``next_hop``'s rule), read within bounds.
+        One request and its redirects (followed by ``RedirectChain``'s rule), read within bounds.
 
         Returns the final status, its ``Retry-After``, the body (a 2xx one up to ``max_response_bytes``, else an
         error body's first ``ERROR_BODY_LIMIT`` bytes) and its charset.
         """
         limits = self.credentials.limits
-        home = url
-        hops = 0
-        carry = True
+        chain = RedirectChain(
+            Outgoing(method, url, params, json, None, headers, cookies),
+            display_path=display_path,
+            max_redirects=limits.max_redirects,
+            follow=follow_redirects,
+        )
         while True:
+            sent = chain.request
             async with self.session.request(
-                method,
-                url,
-                params=params,
-                json=json,
-                headers=headers,
-                cookies=cookies or None,
+                sent.method,
+                sent.url,
+                params=sent.params,
+                json=sent.json,
+                headers=sent.headers,
+                cookies=sent.cookies or None,
                 allow_redirects=False,
             ) as resp:
-                location = resp.headers.get("Location")
-                if resp.status not in REDIRECT_STATUSES or location is None:
-                    ok = 200 <= resp.status < 300
-                    raw = await _read_bounded(
-                        resp,
-                        limits.max_response_bytes if ok else ERROR_BODY_LIMIT,
-                        method=method,
-                        path=display_path,
-                        strict=ok,
-                    )
-                    return resp.status, resp.headers.get("Retry-After"), raw, resp.charset
-                if not follow_redirects:
-                    raise refuse_login_redirect(resp.status, location, url)
-                hop = next_hop(
-                    method=method,
-                    url=str(resp.url),
-                    status=resp.status,
-                    location=location,
-                    home=home,
-                    credentials=carry,
-                    hops=hops,
-                    max_redirects=limits.max_redirects,
-                    display_path=display_path,
+                if chain.follow(resp.status, resp.headers.get("Location"), str(resp.url)):
+                    continue
+                ok = 200 <= resp.status < 300
+                raw = await _read_bounded(
+                    resp,
+                    limits.max_response_bytes if ok else ERROR_BODY_LIMIT,
+                    method=sent.method,
+                    path=display_path,
+                    strict=ok,
                 )
-            hops += 1
-            method, url, params = hop.method, hop.url, {}
-            if not hop.keep_body:
-                json, headers = None, without_body_headers(headers)
-            if not hop.keep_credentials:
-                carry = False
-                headers, cookies = without_credentials(headers), {}
+                return resp.status, resp.headers.get("Retry-After"), raw, resp.charset
 
     async def project_id(self) -> int:
         """The connection's project id, or the one project an API key belongs to."""
@@ -365,9 +344,3 @@ async def _read_bounded(resp: aiohttp.ClientResponse, limit: int, *, method: str
                 method=method, path=path, status=resp.status, limit=limit, seen=len(body) + 1, declared=None
             )
     return bytes(body)
-
-
-def _query_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)

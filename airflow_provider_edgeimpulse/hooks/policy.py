@@ -77,6 +77,19 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
 
 
+def query_value(value: Any) -> str:
+    """How a Python value is written in a query string: booleans as ``true``/``false``, lists as JSON."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return json.dumps(list(value))
+    return str(value)
+
+
+def clean_query(params: dict[str, Any] | None) -> dict[str, str]:
+    return {key: query_value(value) for key, value in (params or {}).items() if value is not None}
+
+
 def decode_response(*, status: int, method: str, path: str, text: str) -> dict[str, Any]:
     """
     Turn a response into its JSON object, or raise ``EdgeImpulseAPIError``.

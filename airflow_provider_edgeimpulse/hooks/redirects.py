@@ -12,7 +12,8 @@ the password.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from airflow_provider_edgeimpulse.exceptions import EdgeImpulseAPIError
@@ -116,3 +117,63 @@ def without_credentials(headers: dict[str, str]) -> dict[str, str]:
 
 def without_body_headers(headers: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k.lower() not in _BODY_HEADERS}
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One request of a redirect chain: what is sent, and where."""
+
+    method: str
+    url: str
+    params: dict[str, str] = field(default_factory=dict)
+    json: Any = None
+    data: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    cookies: dict[str, str] = field(default_factory=dict)
+
+
+class RedirectChain:
+    """
+    The requests one call makes through the redirects it is answered with, under ``next_hop``'s rule.
+
+    ``request`` is what to send next. Both transports run the same loop: send ``request``; if ``follow`` says
+    the answer is a redirect to follow, send the new ``request``, else the answer is the call's. Credentials
+    are dropped for good at the first hop to another origin; ``follow=False`` (a login) refuses any redirect.
+    """
+
+    def __init__(self, first: Outgoing, *, display_path: str, max_redirects: int, follow: bool = True) -> None:
+        self.request = first
+        self._home = first.url
+        self._display_path = display_path
+        self._max_redirects = max_redirects
+        self._follow = follow
+        self._hops = 0
+        self._carry = True
+
+    def follow(self, status: int, location: str | None, answered_url: str) -> bool:
+        """Whether the answer is a redirect to follow (``request`` is then the next hop); raises where refused."""
+        if status not in REDIRECT_STATUSES or location is None:
+            return False
+        sent = self.request
+        if not self._follow:
+            raise refuse_login_redirect(status, location, sent.url)
+        hop = next_hop(
+            method=sent.method,
+            url=answered_url,
+            status=status,
+            location=location,
+            home=self._home,
+            credentials=self._carry,
+            hops=self._hops,
+            max_redirects=self._max_redirects,
+            display_path=self._display_path,
+        )
+        self._hops += 1
+        request = replace(sent, method=hop.method, url=hop.url, params={})
+        if not hop.keep_body:
+            request = replace(request, json=None, data=None, headers=without_body_headers(request.headers))
+        if not hop.keep_credentials:
+            self._carry = False
+            request = replace(request, headers=without_credentials(request.headers), cookies={})
+        self.request = request
+        return True
