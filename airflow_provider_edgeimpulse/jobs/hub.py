@@ -83,13 +83,8 @@ def heartbeat(handshake: dict[str, Any] | None) -> Heartbeat:
     low, high = PING_BOUNDS_S
 
     def seconds(key: str, default: float) -> float:
-        value = info.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            try:
-                value = value / 1000.0
-            except OverflowError:  # an int too large for a float: clamp_seconds treats an inf like it
-                value = float("inf") if value > 0 else float("-inf")
-        return clamp_seconds(value, low=low, high=high, default=default)
+        # Clamped while still in milliseconds: dividing an int too large for a float first would raise.
+        return clamp_seconds(info.get(key), low=low * 1000, high=high * 1000, default=default * 1000) / 1000
 
     return Heartbeat(
         interval=seconds("pingInterval", _DEFAULT_PING_INTERVAL_S),
