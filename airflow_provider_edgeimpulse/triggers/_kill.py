@@ -38,8 +38,48 @@ _ON_KILL_TIMEOUT_FALLBACK_S = 30.0
 _MARGIN_S = 1.0
 CANCEL_RESERVE_S = 5.0
 _DEFERRED = "deferred"
+# How long cancelling a remote job may take (within what is left of the on_kill bound).
+CANCEL_BOUND_S = 20.0
 # Kill work whose on_kill was cancelled: referenced here until it ends, or the event loop would drop it.
 _OUTLIVING: set[asyncio.Task[None]] = set()
+
+
+async def cancel_remote_job(trigger: Any, credentials: Any, project_id: int, job_id: int, what: str) -> str:
+    """Cancel ``what`` (job ``job_id``) within ``CANCEL_BOUND_S``; returns how it went, for an event's message."""
+    from airflow_provider_edgeimpulse.hooks.async_client import AsyncEdgeImpulseClient
+
+    try:
+        async with asyncio.timeout(CANCEL_BOUND_S), AsyncEdgeImpulseClient(credentials) as client:
+            await client.cancel_job(project_id, job_id)
+    except Exception as err:
+        trigger.log.warning("Could not cancel %s: %s", what, err)
+        return f"; cancelling it failed ({err})"
+    trigger.log.info("Cancelled %s", what)
+    return "; it was cancelled"
+
+
+async def stop_if_task_stopped(trigger: Any, conn_id: str, project_id: int, job_id: int, what: str) -> None:
+    """
+    The body of a trigger's ``on_kill``: cancel ``what`` (job ``job_id``) if its task no longer waits on it.
+
+    The state read and the cancel share Airflow's on_kill bound, and run to their end even when Airflow cancels
+    ``on_kill`` again meanwhile.
+    """
+
+    async def work() -> None:
+        from airflow_provider_edgeimpulse.hooks.connection import aresolve_credentials
+
+        budget = KillBudget()
+        if not await task_was_stopped(trigger, what, budget):
+            return
+        try:
+            async with asyncio.timeout(budget.left(CANCEL_BOUND_S)):
+                credentials = await aresolve_credentials(conn_id)
+                await cancel_remote_job(trigger, credentials, project_id, job_id, what)
+        except TimeoutError:
+            trigger.log.warning("Could not cancel %s: no answer within the on_kill bound", what)
+
+    await outlive_cancels(work(), trigger, what)
 
 
 async def outlive_cancels(work: Coroutine[Any, Any, None], trigger: Any, what: str) -> None:

@@ -25,7 +25,6 @@ from airflow_provider_edgeimpulse.jobs.waiter import (
 )
 from airflow_provider_edgeimpulse.studio import DEFAULT_CONN_ID
 
-CANCEL_BOUND_S = 20.0
 # A triggerer picks up a new trigger within seconds; one whose run starts this long after the deferral was
 # rebuilt after its first triggerer went away (Airflow notices a dead triggerer after 30 s by default).
 HANDOVER_AFTER_S = 20.0
@@ -126,7 +125,10 @@ class EdgeImpulseJobTrigger(BaseTrigger):
         if outcome.timed_out:
             message = f"Edge Impulse job {self.job_id} did not finish before its deadline"
             if self.cancel_on_timeout:
-                message += await self._cancel_remote_job(credentials)
+                from airflow_provider_edgeimpulse.triggers._kill import cancel_remote_job
+
+                what = f"Edge Impulse job {self.job_id}"
+                message += await cancel_remote_job(self, credentials, self.project_id, self.job_id, what)
             yield TriggerEvent(self._event("timeout", message, outcome))
             return
         if outcome.success and self.end_task_on_success:
@@ -162,18 +164,6 @@ class EdgeImpulseJobTrigger(BaseTrigger):
         if lines:
             self.log.info("%s", "\n".join(f"[job {self.job_id}] {line}" for line in lines))
 
-    async def _cancel_remote_job(self, credentials: Any, bound: float = CANCEL_BOUND_S) -> str:
-        from airflow_provider_edgeimpulse.hooks.async_client import AsyncEdgeImpulseClient
-
-        try:
-            async with asyncio.timeout(bound), AsyncEdgeImpulseClient(credentials) as client:
-                await client.cancel_job(self.project_id, self.job_id)
-        except Exception as err:
-            self.log.warning("Could not cancel Edge Impulse job %s: %s", self.job_id, err)
-            return f"; cancelling it failed ({err})"
-        self.log.info("Cancelled Edge Impulse job %s", self.job_id)
-        return "; it was cancelled"
-
     async def on_kill(self) -> None:
         """
         A user marked the deferred task failed/success or cleared it: stop the remote job too.
@@ -181,20 +171,10 @@ class EdgeImpulseJobTrigger(BaseTrigger):
         Airflow 3.3 also calls this when it hands the wait to another triggerer; the task is still deferred
         then, and the job is left running (see ``triggers/_kill.py``).
         """
-        from airflow_provider_edgeimpulse.triggers._kill import outlive_cancels
+        from airflow_provider_edgeimpulse.triggers._kill import stop_if_task_stopped
 
         what = f"Edge Impulse job {self.job_id}"
-        await outlive_cancels(self._cancel_if_stopped(what), self, what)
-
-    async def _cancel_if_stopped(self, what: str) -> None:
-        from airflow_provider_edgeimpulse.hooks.connection import aresolve_credentials
-        from airflow_provider_edgeimpulse.triggers._kill import KillBudget, task_was_stopped
-
-        budget = KillBudget()
-        if not await task_was_stopped(self, what, budget):
-            return
-        credentials = await aresolve_credentials(self.edgeimpulse_conn_id)
-        await self._cancel_remote_job(credentials, bound=budget.left(CANCEL_BOUND_S))
+        await stop_if_task_stopped(self, self.edgeimpulse_conn_id, self.project_id, self.job_id, what)
 
 
 def _unix_time(name: str, value: Any) -> float:

@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_STATE_POLL_INTERVAL_S = 60.0
-CANCEL_BOUND_S = 20.0
 # A job-finished event can reach us before the state says the run is over: look again a few times, soon.
 _CONFIRM_DELAYS_S = (0.2, 0.5, 1.0, 2.0)
 # Reads and closes after the wait itself (deadline reached, socket released) get their own, short bound.
@@ -272,30 +271,10 @@ class EONTunerStateTrigger(BaseTrigger):
         """
         if not self.cancel_on_kill:
             return
-        from airflow_provider_edgeimpulse.triggers._kill import outlive_cancels
-
-        what = f"EON Tuner run {self.tuner_coordinator_job_id}"
-        await outlive_cancels(self._cancel_if_stopped(what), self, what)
-
-    async def _cancel_if_stopped(self, what: str) -> None:
-        from airflow_provider_edgeimpulse.hooks.async_client import AsyncEdgeImpulseClient
-        from airflow_provider_edgeimpulse.hooks.connection import aresolve_credentials
-        from airflow_provider_edgeimpulse.triggers._kill import KillBudget, task_was_stopped
+        from airflow_provider_edgeimpulse.triggers._kill import stop_if_task_stopped
 
         run_id = self.tuner_coordinator_job_id
-        budget = KillBudget()
-        if not await task_was_stopped(self, what, budget):
-            return
-        try:
-            # Bounded below Airflow's own on_kill limit, so the outcome is ours to log.
-            async with asyncio.timeout(budget.left(CANCEL_BOUND_S)):
-                credentials = await aresolve_credentials(self.edgeimpulse_conn_id)
-                async with AsyncEdgeImpulseClient(credentials) as client:
-                    await client.cancel_job(self.project_id, run_id)
-        except Exception as err:
-            self.log.warning("Could not cancel EON Tuner run %s: %s", run_id, err)
-            return
-        self.log.info("Cancelled EON Tuner run %s", run_id)
+        await stop_if_task_stopped(self, self.edgeimpulse_conn_id, self.project_id, run_id, f"EON Tuner run {run_id}")
 
 
 async def _bounded(coro: Any, what: str) -> None:

@@ -299,7 +299,7 @@ async def test_a_hand_over_leaves_the_tuner_run_running(edgeimpulse_emulator, da
 async def test_the_tuner_cancel_is_bounded_when_studio_hangs(
     edgeimpulse_emulator, dag_run, supervisor, monkeypatch, caplog, capsys
 ):
-    import airflow_provider_edgeimpulse.triggers.tuner as module
+    import airflow_provider_edgeimpulse.triggers._kill as module
 
     em = edgeimpulse_emulator
     em.configure(job_duration=None)
