@@ -16,13 +16,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_edgeimpulse.exceptions import EdgeImpulseConnectionError
+from airflow_provider_edgeimpulse.validation import optional_bool
 from airflow_provider_edgeimpulse.wire import DEFAULT_WIRE_LIMITS, MIB, WireLimits
 
 DEFAULT_STUDIO_URL = "https://studio.edgeimpulse.com"
 DEFAULT_INGESTION_URL = "https://ingestion.edgeimpulse.com"
 DEFAULT_TIMEOUT_S = 60.0
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off", ""}
 
 
 class AuthType(str, Enum):
@@ -148,12 +147,11 @@ def _refuse_insecure_http(url: str, field_name: str, allowed: bool) -> None:
 
 
 def _parse_flag(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value if value is not None else "").strip().lower()
-    if text in _TRUE or text in _FALSE:
-        return text in _TRUE
-    raise EdgeImpulseConnectionError(f"{name} must be true or false, got {value!r}")
+    """An on/off extra; empty (as the form saves an untouched field) is off."""
+    try:
+        return bool(optional_bool(name, value if value != "" else None))
+    except ValueError as err:
+        raise EdgeImpulseConnectionError(str(err)) from None
 
 
 def _parse_max_response(value: Any) -> WireLimits:
