@@ -154,16 +154,29 @@ def _parse_flag(name: str, value: Any) -> bool:
         raise EdgeImpulseConnectionError(str(err)) from None
 
 
-def _parse_max_response(value: Any) -> WireLimits:
-    if value in (None, ""):
-        return DEFAULT_WIRE_LIMITS
-    try:
-        mib = float(value) if not isinstance(value, bool) else math.nan
-    except (TypeError, ValueError):
-        mib = math.nan
-    if not (math.isfinite(mib) and mib > 0):
-        raise EdgeImpulseConnectionError(f"max_response_mib must be a positive number of MiB, got {value!r}")
-    return replace(DEFAULT_WIRE_LIMITS, max_response_bytes=max(1, int(mib * MIB)))
+# Connection extras that set a ``WireLimits`` bound: extra -> (field, bytes per unit, unit as said in errors).
+_LIMIT_EXTRAS = {
+    "max_response_mib": ("max_response_bytes", MIB, "MiB"),
+    "max_socket_frame_mib": ("max_frame_bytes", MIB, "MiB"),
+    "max_queued_events": ("max_queued_events", 1, "events"),
+}
+
+
+def _parse_limits(extra: dict[str, Any]) -> WireLimits:
+    """The ``WireLimits`` of a connection: the defaults, with what its extras set."""
+    changes: dict[str, int] = {}
+    for name, (field_name, unit, unit_text) in _LIMIT_EXTRAS.items():
+        value = extra.get(name)
+        if value in (None, ""):
+            continue
+        try:
+            amount = float(value) if not isinstance(value, bool) else math.nan
+        except (TypeError, ValueError):
+            amount = math.nan
+        if not (math.isfinite(amount) and amount > 0):
+            raise EdgeImpulseConnectionError(f"{name} must be a positive number of {unit_text}, got {value!r}")
+        changes[field_name] = max(1, int(amount * unit))
+    return replace(DEFAULT_WIRE_LIMITS, **changes) if changes else DEFAULT_WIRE_LIMITS
 
 
 def _check_secret_text(name: str, value: str | None, *, header: bool) -> None:
@@ -226,7 +239,7 @@ def credentials_from_fields(
         _refuse_insecure_http(ingestion_url, "ingestion_host", insecure_ok)
         project_id = _parse_project_id(extra.get("project_id"))
         timeout = _parse_timeout(extra.get("timeout"))
-        limits = _parse_max_response(extra.get("max_response_mib"))
+        limits = _parse_limits(extra)
     except EdgeImpulseConnectionError as err:
         raise EdgeImpulseConnectionError(f"Connection {conn_id!r}: {err}") from None
 

@@ -161,3 +161,12 @@ def test_max_response_mib_sets_the_response_limit() -> None:
     for bad in ("0", "-1", "nan", "inf", True, "lots"):
         with pytest.raises(EdgeImpulseConnectionError, match="max_response_mib must be a positive number"):
             _fields(None, max_response_mib=bad)
+
+
+def test_socket_bounds_are_set_by_their_extras() -> None:
+    limits = _fields(None, max_socket_frame_mib="2", max_queued_events=500).limits
+    assert (limits.max_frame_bytes, limits.max_queued_events) == (2 * 1024 * 1024, 500)
+    assert limits.max_response_bytes == 64 * 1024 * 1024
+    for name, unit in (("max_socket_frame_mib", "MiB"), ("max_queued_events", "events")):
+        with pytest.raises(EdgeImpulseConnectionError, match=f"{name} must be a positive number of {unit}"):
+            _fields(None, **{name: "-5"})
