@@ -11,7 +11,10 @@ check; "last event after last finish" runs from the moment the last finish reque
 last trigger event was yielded. The emulator broadcasts every job's events to every socket of the project, so
 the baseline's burst costs sockets x events; it is given ``--baseline-cap`` seconds and reports how far it got.
 "Loop lag" is how late a 20 ms sleep on the triggers' event loop wakes up, sampled from the first trigger to the
-last event: what every other trigger of a triggerer would feel.
+last event: what every other trigger of a triggerer would feel. Airflow's floor for the many-projects run
+(``floor_*``): as many of Airflow's own ``DateTimeTrigger`` in a child with the same imports, all due at one
+instant as long after the first as our waits took to become live, so both loops hold the same number of triggers
+for about as long and then end them in one burst.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import tempfile
 import threading
 import time
 from collections.abc import AsyncGenerator
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -61,6 +65,14 @@ async def _until_all_checked(emulator: Emulator, waits: int, timeout: float) -> 
     async with asyncio.timeout(timeout):
         while (await asyncio.to_thread(emulator.requests_by_route)).get(STATUS_ROUTE, 0) < waits:
             await asyncio.sleep(0.05)
+
+
+async def _sample_lag(side: Side) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        asked = loop.time()
+        await asyncio.sleep(LAG_SAMPLE_S)
+        side.lags.append(max(loop.time() - asked - LAG_SAMPLE_S, 0.0))
 
 
 class Side:
@@ -143,13 +155,6 @@ async def run_side(
             side.peak_sockets = max(side.peak_sockets, await asyncio.to_thread(emulator.sockets))
             await asyncio.sleep(0.05)
 
-    async def sample_lag() -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            asked = loop.time()
-            await asyncio.sleep(LAG_SAMPLE_S)
-            side.lags.append(max(loop.time() - asked - LAG_SAMPLE_S, 0.0))
-
     def give_up() -> None:
         # An event loop swamped by its sockets may not run its own timeouts for minutes: report from a thread.
         burst.result(timeout=0)
@@ -157,7 +162,7 @@ async def run_side(
         os._exit(0)
 
     sampler = asyncio.create_task(sample_sockets())
-    lag = asyncio.create_task(sample_lag())
+    lag = asyncio.create_task(_sample_lag(side))
     started = time.monotonic()
     tasks = []
     for project_id, job_id in jobs:
@@ -179,8 +184,41 @@ async def run_side(
     os._exit(0)  # the figures are out; tearing down a thousand waits measures nothing
 
 
+async def run_floor(waits: int, due_after: float, result: Path) -> None:
+    """Airflow's own floor: ``waits`` DateTimeTriggers due at one instant, with the provider side's imports."""
+    from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+    from airflow.utils import timezone
+
+    import airflow_provider_edgeimpulse.triggers.job  # noqa: F401  the same heap as the provider side
+
+    side = Side(waits)
+    due = timezone.utcnow() + timedelta(seconds=due_after)
+
+    async def one() -> None:
+        gen = cast(AsyncGenerator["TriggerEvent", None], DateTimeTrigger(due).run())
+        try:
+            await anext(gen)
+            side.events.append((time.time(), "success"))
+        finally:
+            await gen.aclose()
+
+    lag = asyncio.create_task(_sample_lag(side))
+    tasks = []
+    for _ in range(waits):
+        await asyncio.sleep(0)
+        tasks.append(asyncio.create_task(one()))
+    await asyncio.wait(tasks)
+    lag.cancel()
+    side.sent = {"first_sent": due.timestamp(), "last_sent": due.timestamp()}
+    await asyncio.to_thread(result.write_text, json.dumps(side.figures()))
+    os._exit(0)
+
+
 def child_main(url: str, side: str, cap: float, result_path: str) -> None:
     plan = json.loads(sys.stdin.read())
+    if side == "floor":
+        asyncio.run(run_floor(len(plan["jobs"]), cap, Path(result_path)))
+        return
     jobs = [(int(p), int(j)) for p, j in plan["jobs"]]
     keys = {int(p): str(k) for p, k in plan["keys"].items()}
     asyncio.run(run_side(url, jobs, keys, side == "baseline", cap, Path(result_path)))
@@ -226,7 +264,7 @@ def main() -> None:
     args.add_argument("--many-waits", type=int, default=5000, help="waits of the many-projects run")
     args.add_argument("--projects", type=int, default=50, help="projects (and API keys) of the many-projects run")
     # The parent runs each side in a child process of this same script, with these options.
-    args.add_argument("--side", choices=("provider", "baseline"), help=argparse.SUPPRESS)
+    args.add_argument("--side", choices=("provider", "baseline", "floor"), help=argparse.SUPPRESS)
     args.add_argument("--url", help=argparse.SUPPRESS)
     args.add_argument("--cap", type=float, default=60.0, help=argparse.SUPPRESS)
     args.add_argument("--result", help=argparse.SUPPRESS)
@@ -241,6 +279,9 @@ def main() -> None:
         ours = measure(emulator, "provider", waits, cap=120.0)
         note(f"many projects: {many_waits} triggers over {projects} projects and API keys, one socket per project")
         many = measure(emulator, "provider", many_waits, cap=120.0, projects=projects)
+        note(f"Airflow's floor: {many_waits} DateTimeTriggers due at one instant")
+        # For the floor, "cap" is how long after the first trigger they are due: as long as ours took to go live.
+        floor = measure(emulator, "floor", many_waits, cap=1.0 + (many["all_live_after_s"] or 0.0))
         note(f"baseline: {waits} triggers, one socket each (at most {opts.baseline_cap:g} s after the burst)")
         theirs = measure(emulator, "baseline", waits, cap=opts.baseline_cap)
     emit(
@@ -248,6 +289,11 @@ def main() -> None:
             **ours,
             "many_projects": projects,
             **{f"many_projects_{key}": value for key, value in many.items()},
+            "floor_waits": floor["waits"],
+            "floor_peak_rss_mb": floor["peak_rss_mb"],
+            "floor_last_event_after_due_ms": floor["last_event_after_last_finish_ms"],
+            "floor_loop_lag_p99_ms": floor["loop_lag_p99_ms"],
+            "floor_loop_lag_max_ms": floor["loop_lag_max_ms"],
             "baseline_max_sockets": theirs["max_sockets"],
             "baseline_peak_rss_mb": theirs["peak_rss_mb"],
             "baseline_rss_all_live_mb": theirs["rss_all_live_mb"],

@@ -30,6 +30,7 @@ FIGURES = {
         "last_event_after_last_finish_ms",
         "baseline_max_sockets",
         "baseline_peak_rss_mb",
+        "floor_loop_lag_p99_ms",
     },
     "import_time.py": {"provider_ms", "dbt_cloud_ms", "ratio"},
     "download.py": {"mib_per_s", "curl_mib_per_s", "ratio", "rss_growth_mb"},

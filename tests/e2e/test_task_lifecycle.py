@@ -18,6 +18,7 @@ them (emulator ``job_duration: null``), so every state the tests look at is held
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from collections.abc import Iterator
@@ -63,7 +64,8 @@ def wait_for_job_of(stack: AirflowStack, dag_id: str, run_id: str, task_id: str,
     def ready() -> int | None:
         ti = task_instance(stack, dag_id, run_id, task_id)
         if ti["state"] in ("failed", "success", "upstream_failed"):
-            raise StackError(f"{task_id} ended {ti['state']} while the test waited for it to be {state}")
+            evidence = try_log_tails(stack, dag_id, run_id, task_id, try_number)
+            raise StackError(f"{task_id} ended {ti['state']} while the test waited for it to be {state}\n{evidence}")
         job_id = xcom(stack, dag_id, run_id, task_id, key="job_id")
         if ti["state"] != state or ti["try_number"] != try_number or job_id is None:
             return None
@@ -94,6 +96,23 @@ def trigger_logs(
     """The try's trigger logs, one per triggerer that ran it (each names the file after its own job id)."""
     folder = stack.settings.artifacts / "task-logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
     return [log.read_text(errors="replace") for log in folder.glob(f"attempt={try_number}.log.trigger.{triggerer}.log")]
+
+
+def try_log_tails(stack: AirflowStack, dag_id: str, run_id: str, task_id: str, try_number: int, lines: int = 40) -> str:
+    """The last events of each log of the try (the task's, its triggers'): why a try ended, in the failure message."""
+    folder = stack.settings.artifacts / "task-logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+    tails = []
+    for log in sorted(folder.glob(f"attempt={try_number}.log*")):
+        events = []
+        for line in log.read_text(errors="replace").splitlines()[-lines:]:
+            try:
+                record = json.loads(line)
+                fields = (record.get(key, "") for key in ("timestamp", "event", "error_detail"))
+                events.append(" ".join(str(field) for field in fields))
+            except ValueError:
+                events.append(line)
+        tails.append(f"--- {log.name}\n" + "\n".join(event[:400] for event in events))
+    return "\n".join(tails) or f"(no log of try {try_number} in {folder})"
 
 
 def wait_for_ti_state(stack: AirflowStack, dag_id: str, run_id: str, task_id: str, states: set[str]) -> dict:
@@ -188,7 +207,8 @@ def test_marking_failed_or_clearing_a_waiting_task_cancels_its_remote_job(
         assert second != first_jobs[task]
         stack.emulator("POST", f"/jobs/{second}/finish", json={"success": True})
         ti = wait_for_ti_state(stack, dag_id, run_id, task, {"success", "failed"})
-        assert (ti["state"], ti["try_number"]) == ("success", 2), ti
+        outcome = (ti["state"], ti["try_number"])
+        assert outcome == ("success", 2), f"{ti}\n{try_log_tails(stack, dag_id, run_id, task, ti['try_number'])}"
 
 
 @pytest.fixture(scope="module")
