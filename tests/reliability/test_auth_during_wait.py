@@ -24,10 +24,11 @@ from airflow_provider_edgeimpulse.triggers.job import EdgeImpulseJobTrigger
 
 JWT_CONN_ID = "edgeimpulse_jwt_expiring"
 LOGIN_ROUTE = "POST /v1/api-login"
-TOKEN_LIFE_S = 0.5
+# Long enough that a login and the request after it fit in one token's life on a loaded machine.
+TOKEN_LIFE_S = 1.0
 # REST checks often enough that several land after each token expired.
 SETTINGS = WaitSettings(safety_interval=0.2, poll_interval=0.2)
-JOB_RUNS_S = 3.0
+JOB_RUNS_S = 4.0
 # A revoked key is noticed at the next REST check; anything near the deadline would be a hang.
 NOTICE_BOUND_S = 5.0
 REQUESTS_AFTER_REVOKE_BOUND = 4
