@@ -39,6 +39,7 @@ import secrets
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -172,6 +173,39 @@ def bundle_config(dag_folders: Iterable[Path]) -> list[dict[str, Any]]:
         }
         for index, folder in enumerate(dag_folders)
     ]
+
+
+def never_reuse_trigger_ids(database: Path) -> None:
+    """
+    Give SQLite's ``trigger`` table AUTOINCREMENT, as a PostgreSQL sequence behaves: ids are never handed out again.
+
+    Without it SQLite gives a new row the highest id plus one, so once the newest trigger is deleted (its task was
+    cleared or marked failed), the next deferral gets that trigger's id. The triggerer still knows the old trigger
+    by that id: it never starts the new one, and an event the old one fired lands on the new try, which Airflow
+    then fails ("finished with state success, but the task instance's state attribute is queued"). Production
+    databases do not reuse ids; a test of what happens when a user clears a deferred task must not either.
+    """
+    with contextlib.closing(sqlite3.connect(database, isolation_level=None)) as db:
+        (table_sql,) = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'trigger'").fetchone()
+        indexes = [
+            row[0]
+            for row in db.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'trigger' AND sql IS NOT NULL"
+            )
+        ]
+        rewritten = table_sql.replace("id INTEGER NOT NULL,", "id INTEGER PRIMARY KEY AUTOINCREMENT,", 1).replace(
+            "CONSTRAINT trigger_pkey PRIMARY KEY (id),", "", 1
+        )
+        if rewritten.count("AUTOINCREMENT") != 1 or "PRIMARY KEY (id)" in rewritten:
+            raise StackError(f"the trigger table's schema changed; cannot make its ids unique:\n{table_sql}")
+        # Legacy renames leave the other tables' references to "trigger" alone: they point at the new table.
+        db.executescript(
+            "PRAGMA foreign_keys = OFF; PRAGMA legacy_alter_table = ON; BEGIN;"
+            'ALTER TABLE "trigger" RENAME TO trigger_before_autoincrement;'
+            f"{rewritten};"
+            'INSERT INTO "trigger" SELECT * FROM trigger_before_autoincrement;'
+            "DROP TABLE trigger_before_autoincrement;" + "".join(f"{index};" for index in indexes) + "COMMIT;"
+        )
 
 
 class AirflowStack:
@@ -368,6 +402,7 @@ class AirflowStack:
             )
         if result.returncode != 0:
             raise StackError(f"airflow db migrate failed ({result.returncode}):\n{log.read_text()[-4000:]}")
+        never_reuse_trigger_ids(self.home / "airflow.db")
         self.timings["migrate_s"] = time.monotonic() - began
 
     def _check_alive(self) -> None:
