@@ -7,6 +7,12 @@ deleted after each run; the hook also hashes (sha256) as it goes, as it always d
 sides back to back, in alternating order; each speed is the best of ``--rounds`` runs, because on a shared
 machine (steal time, page-cache writeback) disturbances only ever slow a run down. RSS growth is the bench
 process's high-water mark during the hook's downloads minus its resident set just before them.
+
+Then the same artefact (up to ``--s3-size-mib``) goes to object storage: moto's S3-compatible server in its own
+process, through an Airflow ``aws`` connection and s3fs, as a deployment reaches S3 or MinIO. One warm-up
+download first (s3fs and botocore load their models once per process, not per download), then the hook's RSS
+growth while streaming to the store, beside the local download's of the same run, and the bound it should stay
+near (``s3_bound_mb``: one multipart part, S3's smallest, plus one read chunk) whatever the artefact's size.
 """
 
 from __future__ import annotations
@@ -19,10 +25,15 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the S3 server helper the tests use
+
 from _common import API_KEY, PROJECT_ID, Emulator, emit, note, parser, peak_rss_mb, reset_peak_rss, rounded, rss_mb
 
+from airflow_provider_edgeimpulse.hooks.download import DOWNLOAD_CHUNK_BYTES
 from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
 from airflow_provider_edgeimpulse.jobs.blocking import wait_for_job_blocking
+from airflow_provider_edgeimpulse.storage import OBJECT_PART_BYTES
+from tests.object_store import s3_server
 
 MIB = 1024 * 1024
 FORMAT, ENGINE = "zip", "tflite-eon"
@@ -61,10 +72,31 @@ def hook_download(hook: EdgeImpulseHook, dest: Path) -> float:
     return time.perf_counter() - started
 
 
+def s3_downloads(hook: EdgeImpulseHook, rounds: int) -> tuple[list[float], list[float]]:
+    """Seconds and RSS growth (MB) of the hook's downloads into the S3-compatible server, after a warm-up."""
+    seconds: list[float] = []
+    growth: list[float] = []
+    with s3_server() as s3:
+        os.environ[f"AIRFLOW_CONN_{s3.conn_id.upper()}"] = s3.connection_json()
+        bucket = s3.new_bucket()
+        url = f"s3://{s3.conn_id}@{bucket}/bench/deployment.zip"
+        hook.download_deployment(url, FORMAT, ENGINE)  # the warm-up
+        for round_no in range(1, rounds + 1):
+            note(f"object storage round {round_no}/{rounds}")
+            reset = reset_peak_rss()
+            before = rss_mb()
+            started = time.perf_counter()
+            hook.download_deployment(url, FORMAT, ENGINE)
+            seconds.append(time.perf_counter() - started)
+            growth.append((peak_rss_mb() if reset else rss_mb()) - before)
+    return seconds, growth
+
+
 def main() -> None:
     args = parser(__doc__ or "")
     args.add_argument("--size-mib", type=int, default=1024)
     args.add_argument("--rounds", type=int, default=5)
+    args.add_argument("--s3-size-mib", type=int, default=256, help="the artefact's size for the S3 case")
     opts = args.parse_args()
     size_mib, rounds = (16, 1) if opts.quick else (opts.size_mib, opts.rounds)
     reference = "curl" if shutil.which("curl") else "http.client reader (curl is not installed)"
@@ -100,6 +132,14 @@ def main() -> None:
                     # Without a resettable high-water mark only the RSS after the run can be read (an underestimate).
                     growth.append((peak_rss_mb() if reset else rss_mb()) - before)
                 dest.unlink()
+        # The same build, smaller where the S3 server (which keeps every part, then copies on the final move) would
+        # make the run long; a bounded memory use does not depend on the size.
+        s3_mib = min(size_mib, opts.s3_size_mib)
+        emulator.configure(deployment_size_bytes=s3_mib * MIB)
+        build = hook.start_build_deployment(FORMAT, ENGINE)
+        if not wait_for_job_blocking(hook.credentials, hook.project_id, build["job_id"], timeout=60)["success"]:
+            raise RuntimeError("the deployment build failed")
+        s3_s, s3_growth = s3_downloads(hook, rounds)
         hook.close()
 
     mib = size / MIB
@@ -111,6 +151,11 @@ def main() -> None:
             "curl_mib_per_s": rounded(theirs),
             "ratio": rounded(ours / theirs, 3),
             "rss_growth_mb": rounded(max(growth), 2),
+            "s3_size_mib": s3_mib,
+            "s3_mib_per_s": rounded(s3_mib / min(s3_s)),
+            "s3_rss_growth_mb": rounded(max(s3_growth), 2),
+            # What one transfer to the store may hold: a multipart part (S3's smallest) and a read chunk.
+            "s3_bound_mb": rounded((OBJECT_PART_BYTES + DOWNLOAD_CHUNK_BYTES) / MIB, 1),
             "reference": reference,
         }
     )

@@ -33,7 +33,7 @@ FIGURES = {
         "floor_loop_lag_p99_ms",
     },
     "import_time.py": {"provider_ms", "dbt_cloud_ms", "ratio"},
-    "download.py": {"mib_per_s", "curl_mib_per_s", "ratio", "rss_growth_mb"},
+    "download.py": {"mib_per_s", "curl_mib_per_s", "ratio", "rss_growth_mb", "s3_rss_growth_mb", "s3_bound_mb"},
     "upload.py": {"files_per_s", "baseline_files_per_s", "speedup"},
 }
 

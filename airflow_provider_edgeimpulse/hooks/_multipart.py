@@ -9,10 +9,11 @@ chunked encoding, which some ingress proxies refuse) and can be iterated again f
 from __future__ import annotations
 
 import mimetypes
-import os
 import secrets
 from collections.abc import Iterator, Sequence
-from pathlib import Path
+from typing import Any
+
+from airflow_provider_edgeimpulse.storage import file_size, open_for_read, shown_location
 
 _CHUNK = 1024 * 1024
 
@@ -23,11 +24,14 @@ def _quote(value: str) -> str:
 
 
 class MultipartFiles:
-    """``len()`` gives the exact body size; each ``iter()`` opens the files afresh and streams them."""
+    """
+    ``len()`` gives the exact body size; each ``iter()`` opens the files afresh and streams them (local paths, or
+    ``ObjectStoragePath`` objects read in bounded parts).
+    """
 
-    def __init__(self, paths: Sequence[Path], *, field: str = "data", boundary: str | None = None) -> None:
+    def __init__(self, paths: Sequence[Any], *, field: str = "data", boundary: str | None = None) -> None:
         self.boundary = boundary or f"----airflow-edgeimpulse-{secrets.token_hex(16)}"
-        self._parts: list[tuple[Path, bytes, int]] = []
+        self._parts: list[tuple[Any, bytes, int]] = []
         for path in paths:
             content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
             head = (
@@ -35,7 +39,7 @@ class MultipartFiles:
                 f'Content-Disposition: form-data; name="{field}"; filename="{_quote(path.name)}"\r\n'
                 f"Content-Type: {content_type}\r\n\r\n"
             ).encode()
-            self._parts.append((path, head, path.stat().st_size))
+            self._parts.append((path, head, file_size(path)))
         self._tail = f"--{self.boundary}--\r\n".encode()
 
     @property
@@ -49,7 +53,7 @@ class MultipartFiles:
         for path, head, size in self._parts:
             yield head
             sent = 0
-            with open(path, "rb") as handle:
+            with open_for_read(path) as handle:
                 while sent < size:
                     chunk = handle.read(min(_CHUNK, size - sent))
                     if not chunk:
@@ -58,6 +62,6 @@ class MultipartFiles:
                     yield chunk
             if sent != size:
                 # The announced Content-Length would be wrong: stop rather than send a corrupt body.
-                raise ValueError(f"{os.fspath(path)} changed size while being uploaded ({size} -> {sent} bytes)")
+                raise ValueError(f"{shown_location(path)} changed size while being uploaded ({size} -> {sent} bytes)")
             yield b"\r\n"
         yield self._tail

@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import socket
 import stat
 import tempfile
@@ -35,6 +36,13 @@ import requests
 
 from airflow_provider_edgeimpulse.exceptions import EdgeImpulseAPIError
 from airflow_provider_edgeimpulse.hooks.policy import decode_response
+from airflow_provider_edgeimpulse.storage import (
+    OBJECT_PART_BYTES,
+    file_size,
+    is_object_path,
+    open_for_read,
+    shown_location,
+)
 
 DOWNLOAD_CHUNK_BYTES = 1024 * 1024
 # A deadline for the whole download, not per read: a server that sends a byte now and then never trips a read
@@ -45,6 +53,7 @@ MAX_FILENAME_BYTES = 200
 MAX_NAME_VARIANTS = 1000
 # Enough of the body's start to quote a JSON error whole and to recognise a page or a zip.
 _HEAD_BYTES = 64 * 1024
+_TEMP_PREFIX = ".edgeimpulse-download-"
 _PREVIEW_CHARS = 200
 _ZIP_TYPES = frozenset({"application/zip", "application/x-zip", "application/x-zip-compressed"})
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header, or the end record of an empty zip
@@ -140,7 +149,9 @@ class _Deadline:
 class ArtefactDownload:
     """
     Stream ``response`` to ``dest`` (a file, or an existing directory to use the server's file name) and check
-    it; ``run()`` returns the result or raises, leaving nothing behind.
+    it; ``run()`` returns the result or raises, leaving nothing behind. ``dest`` is a ``Path`` or an
+    ``ObjectStoragePath`` (written to a temporary key beside the target in parts of ``OBJECT_PART_BYTES``, checked,
+    then moved); ``into_directory`` says which ``dest`` is where the store cannot tell (an empty prefix).
 
     ``deadline`` (a ``time.monotonic()`` value) ends the download wherever it is; ``timeout_s`` is how it was set,
     for the message. Into a directory, the server's name never replaces another file: an identical file of that
@@ -150,7 +161,7 @@ class ArtefactDownload:
     def __init__(
         self,
         response: requests.Response,
-        dest: Path,
+        dest: Any,
         *,
         default_name: str,
         deadline: float,
@@ -158,6 +169,7 @@ class ArtefactDownload:
         path: str,
         scrub: Callable[[str], str],
         log: Any,
+        into_directory: bool | None = None,
     ) -> None:
         self.response = response
         self.dest = dest
@@ -172,7 +184,8 @@ class ArtefactDownload:
         self.filename, refused = server_filename(headers.get("Content-Disposition"))
         if refused is not None:
             log.warning("Edge Impulse GET %s: not using the file name the server gave: %s", path, scrub(refused))
-        self.into_directory = dest.is_dir()
+        self.store: _LocalStore | _ObjectStore = _ObjectStore() if is_object_path(dest) else _LocalStore()
+        self.into_directory = dest.is_dir() if into_directory is None else into_directory
         self.head = b""
         self.size = 0
         self.digest = hashlib.sha256()
@@ -184,21 +197,30 @@ class ArtefactDownload:
 
     def run(self) -> DownloadResult:
         directory = self.dest if self.into_directory else self.dest.parent
+        store = self.store
         with _Deadline(self.response, self.deadline) as deadline:
             if _is_document(self.media_type):
                 # Not an artefact whatever follows: read only enough of it to say what it is.
                 self._read(deadline, None, limit=_HEAD_BYTES)
                 raise self._not_an_artefact()
-            fd, tmp_name = tempfile.mkstemp(prefix=".edgeimpulse-download-", suffix=".part", dir=directory)
-            tmp = Path(tmp_name)
+            out, tmp = store.create_temp(directory)
             try:
-                with os.fdopen(fd, "wb") as out:
+                try:
                     self._read(deadline, out)
+                except BaseException:
+                    store.abandon(out)
+                    raise
+                out.close()
                 self._verify(tmp)
                 final = self._place(tmp, directory)
             finally:
-                tmp.unlink(missing_ok=True)
-        return {"path": str(final), "size": self.size, "sha256": self.digest.hexdigest(), "filename": self.filename}
+                store.remove(tmp)
+        return {
+            "path": shown_location(final),
+            "size": self.size,
+            "sha256": self.digest.hexdigest(),
+            "filename": self.filename,
+        }
 
     def _read(self, deadline: _Deadline, out: Any, *, limit: int | None = None) -> None:
         try:
@@ -230,7 +252,7 @@ class ArtefactDownload:
             f"{self.size} bytes had arrived); nothing was saved"
         )
 
-    def _verify(self, tmp: Path) -> None:
+    def _verify(self, tmp: Any) -> None:
         expected = self.response.headers.get("Content-Length", "").strip()
         # Content-Length counts the bytes as sent, before any Content-Encoding is undone: so do we.
         sent = self.response.raw.tell()
@@ -241,7 +263,8 @@ class ArtefactDownload:
         if _looks_like_a_document(self.head, whole=self.size <= _HEAD_BYTES):
             raise self._not_an_artefact()
         if self.is_zip:
-            problem = _zip_problem(tmp, self.size)
+            with open_for_read(tmp) as handle:
+                problem = _zip_problem(handle, self.size)
             if problem is not None:
                 raise self.error(
                     f"the download is not a readable zip ({problem}): cut short, or not the artefact "
@@ -284,25 +307,105 @@ class ArtefactDownload:
             status=self.response.status_code,
         )
 
-    def _place(self, tmp: Path, directory: Path) -> Path:
+    def _place(self, tmp: Any, directory: Any) -> Any:
+        store = self.store
         if not self.into_directory:
-            os.replace(tmp, self.dest)  # a path the caller named: it is theirs to replace
+            store.replace(tmp, self.dest)  # a path the caller named: it is theirs to replace
             return self.dest
         name = self.filename or f"{self.default_name}{'.zip' if self.is_zip else '.bin'}"
         stem, ext = _split_name(name)
         for n in range(MAX_NAME_VARIANTS):
             target = directory / (name if n == 0 else f"{stem}-{n}{ext}")
-            if _put_new(tmp, target):
+            if store.put_new(tmp, target):
                 if n:
-                    self.log.info("%s already exists with other content; saved the download as %s", name, target)
+                    self.log.info(
+                        "%s already exists with other content; saved the download as %s", name, shown_location(target)
+                    )
                 return target
-            if _same_file_content(target, self.size, self.digest.hexdigest()):
-                self.log.info("%s already holds this artefact (same sha256); kept it", target)
+            if store.same_content(target, self.size, self.digest.hexdigest()):
+                self.log.info("%s already holds this artefact (same sha256); kept it", shown_location(target))
                 return target
         raise self.error(
-            f"{directory / name} and {MAX_NAME_VARIANTS - 1} numbered variants already exist with other content; "
-            "nothing was saved"
+            f"{shown_location(directory / name)} and {MAX_NAME_VARIANTS - 1} numbered variants already exist with "
+            "other content; nothing was saved"
         )
+
+
+class _LocalStore:
+    """A local destination: a temporary file beside it, atomic renames and hard links."""
+
+    def create_temp(self, directory: Path) -> tuple[Any, Path]:
+        fd, tmp_name = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=".part", dir=directory)
+        return os.fdopen(fd, "wb"), Path(tmp_name)
+
+    @staticmethod
+    def abandon(out: Any) -> None:
+        out.close()
+
+    @staticmethod
+    def replace(tmp: Path, dest: Path) -> None:
+        os.replace(tmp, dest)
+
+    @staticmethod
+    def put_new(tmp: Path, target: Path) -> bool:
+        return _put_new(tmp, target)
+
+    @staticmethod
+    def same_content(target: Path, size: int, sha256: str) -> bool:
+        return _same_file_content(target, size, sha256)
+
+    @staticmethod
+    def remove(tmp: Path) -> None:
+        tmp.unlink(missing_ok=True)
+
+
+class _ObjectStore:
+    """
+    An ``ObjectStoragePath`` destination: a temporary key beside the target, written in bounded parts, then moved.
+
+    An object store moves by copy and delete, and has no "create only if absent": into a directory, a key that
+    appears between the check and the move is replaced (local paths have no such gap).
+    """
+
+    def create_temp(self, directory: Any) -> tuple[Any, Any]:
+        tmp = directory / f"{_TEMP_PREFIX}{secrets.token_hex(8)}.part"
+        return tmp.open("wb", block_size=OBJECT_PART_BYTES), tmp
+
+    @staticmethod
+    def abandon(out: Any) -> None:
+        # A multipart upload is dropped, not completed: closing it would publish a partial object.
+        discard = getattr(out, "discard", None)
+        with contextlib.suppress(Exception):
+            discard() if callable(discard) else out.close()
+
+    @staticmethod
+    def replace(tmp: Any, dest: Any) -> None:
+        tmp.fs.mv(tmp.path, dest.path)
+
+    def put_new(self, tmp: Any, target: Any) -> bool:
+        if target.exists():
+            return False
+        self.replace(tmp, target)
+        return True
+
+    @staticmethod
+    def same_content(target: Any, size: int, sha256: str) -> bool:
+        try:
+            if not target.is_file() or file_size(target) != size:
+                return False
+            digest = hashlib.sha256()
+            with open_for_read(target) as handle:
+                while chunk := handle.read(DOWNLOAD_CHUNK_BYTES):
+                    digest.update(chunk)
+        except OSError:
+            return False
+        return digest.hexdigest() == sha256
+
+    @staticmethod
+    def remove(tmp: Any) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            if tmp.exists():
+                tmp.fs.rm(tmp.path)
 
 
 def _is_document(media_type: str) -> bool:
@@ -327,10 +430,10 @@ def _looks_like_a_document(head: bytes, *, whole: bool) -> bool:
     return False
 
 
-def _zip_problem(path: Path, size: int) -> str | None:
-    """Why the file at ``path`` is no readable zip (its central directory, and where it says entries lie)."""
+def _zip_problem(handle: Any, size: int) -> str | None:
+    """Why the open file ``handle`` is no readable zip (its central directory, and where it says entries lie)."""
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(handle) as archive:
             for info in archive.infolist():
                 if info.header_offset + info.compress_size > size:
                     return f"entry {info.filename!r} runs past the end"

@@ -9,12 +9,10 @@ with Airflow's masker, and all requests go through one ``requests.Session`` (``h
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Iterable, Sequence
 from functools import cached_property
-from pathlib import Path
 from typing import Any, TypedDict
 from urllib.parse import quote
 
@@ -34,6 +32,7 @@ from airflow_provider_edgeimpulse.hooks.download import ArtefactDownload, Downlo
 from airflow_provider_edgeimpulse.hooks.job_log import stdout_lines
 from airflow_provider_edgeimpulse.hooks.masking import mask_secrets
 from airflow_provider_edgeimpulse.hooks.policy import DEFAULT_RETRY_POLICY, RetryPolicy
+from airflow_provider_edgeimpulse.storage import file_size, is_object_path, shown_location, storage_path
 from airflow_provider_edgeimpulse.studio import DEFAULT_CONN_ID, UPLOAD_CATEGORIES
 from airflow_provider_edgeimpulse.validation import label_text, positive_seconds
 from airflow_provider_edgeimpulse.validation import shown as shown_value
@@ -432,7 +431,7 @@ class EdgeImpulseHook(BaseHook):
 
     def upload_files(
         self,
-        paths: Iterable[str | os.PathLike[str]],
+        paths: Iterable[Any],
         category: str = "training",
         label: str | None = None,
         metadata: dict[str, Any] | None = None,
@@ -441,14 +440,15 @@ class EdgeImpulseHook(BaseHook):
         no_label: bool = False,
     ) -> UploadResult:
         """
-        Upload files to the ingestion service, 1000 per request, streamed from disk.
+        Upload files to the ingestion service, 1000 per request, streamed from disk or from object storage (a
+        URL or an ``ObjectStoragePath`` among ``paths``, read in bounded parts).
 
         ``label`` applies to every file; without it Edge Impulse takes the label from the file name (the part
         before the first dot) unless ``no_label`` is set. Everything is checked before the first byte is sent
         (``ValueError`` lists every problem). A request that fails marks its files failed and stops the upload;
         the result lists each file with its sample id or error, in the order given.
         """
-        files = [Path(p) for p in paths]
+        files = [storage_path("paths", p) for p in paths]
         self._validate_upload(files, category, label, no_label)
         headers = self._ingestion_headers(label, metadata, disallow_duplicates, add_date_id, no_label)
         url = f"{self.credentials.ingestion_url}/api/{category}/files"
@@ -473,7 +473,7 @@ class EdgeImpulseHook(BaseHook):
         return {"files": results, "succeeded": succeeded, "failed": len(results) - succeeded, "requests": sent_requests}
 
     @staticmethod
-    def _validate_upload(files: list[Path], category: str, label: str | None, no_label: bool) -> None:
+    def _validate_upload(files: list[Any], category: str, label: str | None, no_label: bool) -> None:
         problems: list[str] = []
         if category not in UPLOAD_CATEGORIES:
             problems.append(
@@ -487,13 +487,14 @@ class EdgeImpulseHook(BaseHook):
             except ValueError as err:
                 problems.append(str(err))
         for path in files:
-            if not _is_utf8(os.fspath(path)):
+            where = shown_location(path)
+            if not _is_utf8(str(path)):
                 # Names travel as UTF-8 (the form's file name, logs, XCom): a raw byte name cannot be sent.
-                problems.append(f"{os.fspath(path)!r}: the file name is not valid UTF-8 (rename the file)")
+                problems.append(f"{where!r}: the file name is not valid UTF-8 (rename the file)")
             elif not path.is_file():
-                problems.append(f"{path}: no such file")
-            elif path.stat().st_size > UPLOAD_MAX_FILE_BYTES:
-                problems.append(f"{path}: {path.stat().st_size} bytes is over the 100 MiB limit of a file")
+                problems.append(f"{where}: no such file")
+            elif (size := file_size(path)) > UPLOAD_MAX_FILE_BYTES:
+                problems.append(f"{where}: {size} bytes is over the 100 MiB limit of a file")
         if problems:
             shown = problems[:20] + ([f"... and {len(problems) - 20} more"] if len(problems) > 20 else [])
             raise ValueError("Edge Impulse upload not started: " + "; ".join(shown))
@@ -520,7 +521,7 @@ class EdgeImpulseHook(BaseHook):
         return headers
 
     def _upload_batch(
-        self, url: str, display_path: str, batch: list[Path], headers: dict[str, str]
+        self, url: str, display_path: str, batch: list[Any], headers: dict[str, str]
     ) -> list[UploadedFile]:
         body = MultipartFiles(batch)
         # Not idempotent: a repeat after the service stored the files would store them twice.
@@ -549,7 +550,7 @@ class EdgeImpulseHook(BaseHook):
             sample_id = answer.get("sampleId")
             results.append(
                 {
-                    "path": str(path),
+                    "path": shown_location(path),
                     "success": ok,
                     "sample_id": sample_id if isinstance(sample_id, int) and not isinstance(sample_id, bool) else None,
                     # A service may echo the request (our key) into a file's error; the XCom shows it.
@@ -568,16 +569,19 @@ class EdgeImpulseHook(BaseHook):
 
     def download_deployment(
         self,
-        dest_path: str | os.PathLike[str],
+        dest_path: Any,
         format: str,
         engine: str,
         model_type: str | None = None,
         deployment_version: int | None = None,
         impulse_id: int | None = None,
         download_timeout: float = DEFAULT_DOWNLOAD_TIMEOUT_S,
+        into_directory: bool | None = None,
     ) -> DownloadResult:
         """
-        Stream a built deployment to ``dest_path`` (a file, or an existing directory to use the server's name).
+        Stream a built deployment to ``dest_path`` (a file, or an existing directory to use the server's name):
+        a local path, or a URL or ``ObjectStoragePath`` of Airflow's object storage (``into_directory`` says it is
+        a directory where an object store cannot tell; the result's ``path`` is then the final URL).
 
         Memory stays flat whatever the size: the body is written in 1 MiB chunks to a temporary file beside
         the destination, hashed on the way, checked (``hooks/download.py``: a zip must open, a page or a JSON
@@ -588,8 +592,8 @@ class EdgeImpulseHook(BaseHook):
         limit = positive_seconds("download_timeout", download_timeout, text=True)
         started = time.monotonic()
         # Checked before the request: a missing directory would otherwise only show after the whole download.
-        target = Path(dest_path)
-        if not target.is_dir() and not target.parent.is_dir():
+        target = storage_path("dest_path", dest_path)
+        if not is_object_path(target) and not target.is_dir() and not target.parent.is_dir():
             raise ValueError(f"download destination {str(target)!r}: directory {str(target.parent)!r} does not exist")
         if deployment_version is not None:
             relative = f"deployment/history/{int(deployment_version)}/download"
@@ -611,6 +615,7 @@ class EdgeImpulseHook(BaseHook):
                 path=path,
                 scrub=self.session.scrub,
                 log=self.log,
+                into_directory=into_directory,
             ).run()
         self.log.info("Downloaded %s (%d bytes, sha256 %s)", result["path"], result["size"], result["sha256"])
         return result
@@ -747,5 +752,5 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
-def _failed(path: Path, error: str) -> UploadedFile:
-    return {"path": str(path), "success": False, "sample_id": None, "error": error}
+def _failed(path: Any, error: str) -> UploadedFile:
+    return {"path": shown_location(path), "success": False, "sample_id": None, "error": error}

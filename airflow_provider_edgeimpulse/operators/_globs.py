@@ -8,6 +8,9 @@ for the OS, which with a few such links takes practically forever. This walker m
 pattern's part does) but keeps to the base folder, the part of the pattern before the first wildcard: a link is
 followed only when its target lies inside that folder (by real path), and a folder is walked at most once per
 pattern position, so ``**`` ends whatever links there are.
+
+Over object storage (an ``ObjectStoragePath`` pattern) there are no links to follow: ``glob_objects`` asks the
+store's own glob (fsspec's, the same wildcards) in one listing and keeps the same rules for files and dot names.
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ import fnmatch
 import glob
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
 class GlobMatches:
-    files: list[str] = field(default_factory=list)  # as matched (the link's path, not its target's)
+    files: list[Any] = field(default_factory=list)  # as matched (the link's path, not its target's)
     outside: list[str] = field(default_factory=list)  # matches that lead outside the base folder, left out
     base: str = ""
 
@@ -128,3 +132,25 @@ def _is_file(entry: os.DirEntry[str]) -> bool:
 
 def _add(matches: GlobMatches, path: str, is_inside: bool) -> None:
     (matches.files if is_inside else matches.outside).append(path)
+
+
+def glob_objects(pattern: Any) -> GlobMatches:
+    """Objects (files, not prefixes) matching the ``ObjectStoragePath`` ``pattern``, sorted, as paths of its store."""
+    base, rest = pattern, list[str]()
+    while glob.has_magic(base.path) and base.parent != base:
+        rest.insert(0, base.name)
+        base = base.parent
+    matches = GlobMatches(base=str(base))
+    root = base.path.rstrip("/")
+    try:
+        found = base.fs.glob(f"{root}/{'/'.join(rest)}", detail=True)
+    except FileNotFoundError:
+        return matches
+    for name, info in sorted(found.items()):
+        relative = name[len(root) :].strip("/").split("/")
+        if info.get("type") != "file" or not name.startswith(root):
+            continue
+        if any(part.startswith(".") for part in relative) and not any(p.startswith(".") for p in rest):
+            continue  # a dot name only where the pattern asks for one, as locally
+        matches.files.append(base.joinpath(*relative))
+    return matches

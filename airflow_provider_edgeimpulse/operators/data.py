@@ -1,4 +1,4 @@
-"""Data work: relabel samples in bulk, and upload local files to the ingestion service."""
+"""Data work: relabel samples in bulk, and upload files (local or in object storage) to the ingestion service."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from airflow_provider_edgeimpulse import validation as _params
 from airflow_provider_edgeimpulse.links import STUDIO_URL_XCOM_KEY
 from airflow_provider_edgeimpulse.operators import resume
 from airflow_provider_edgeimpulse.operators._base import EdgeImpulseBaseOperator
-from airflow_provider_edgeimpulse.operators._globs import glob_files
+from airflow_provider_edgeimpulse.operators._globs import glob_files, glob_objects
 from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator, JobRequest
+from airflow_provider_edgeimpulse.storage import is_object_path, is_url, shown_location, storage_path
 from airflow_provider_edgeimpulse.studio import SAMPLE_CATEGORIES, UPLOAD_CATEGORIES, studio_page_url
 
 if TYPE_CHECKING:
@@ -199,21 +200,27 @@ class EdgeImpulseBatchEditLabelsOperator(EdgeImpulseRunJobOperator):
         return self._result(outcome.get("job_id"), "success", context)
 
 
-def expand_paths(paths: Any, *, log: Any = None) -> list[str]:
+def expand_paths(paths: Any, *, log: Any = None) -> list[Any]:
     """
-    Local files from paths and glob patterns, in the order given, each real file once; every problem at once.
+    Files from paths and glob patterns, in the order given, each real file once; every problem at once.
 
-    A pattern keeps to its base folder (``_globs``): a symbolic link out of it is left out (and named in a
+    Local entries come back as absolute path strings, object-storage entries (a URL such as ``s3://bucket/in/*.wav``
+    or an ``ObjectStoragePath``) as ``ObjectStoragePath`` objects of their store.
+
+    A local pattern keeps to its base folder (``_globs``): a symbolic link out of it is left out (and named in a
     warning on ``log``), and a file reached by several paths (links, hard links, a path given twice) is
     uploaded once, under the first of them.
     """
-    entries = _params.optional_str_list("paths", paths)
+    entries = _path_entries(paths)
     if not entries:
         raise ValueError(f"paths must name at least one file or glob pattern, got {paths!r}")
-    files: list[str] = []
+    files: list[Any] = []
     problems: list[str] = []
     outside: list[str] = []
     for entry in entries:
+        if is_object_path(entry) or is_url(entry):
+            problems.extend(_expand_object(entry, files))
+            continue
         pattern = os.path.expanduser(entry)
         if glob.has_magic(pattern):
             found = glob_files(pattern)
@@ -241,11 +248,41 @@ def expand_paths(paths: Any, *, log: Any = None) -> list[str]:
             len(outside),
             ", ".join(repr(p) for p in outside[:_SHOWN_ERRORS]) + (" ..." if len(outside) > _SHOWN_ERRORS else ""),
         )
-    unique: dict[tuple[int, int], str] = {}
+    unique: dict[Any, Any] = {}
     for path in files:
-        info = os.stat(path)
-        unique.setdefault((info.st_dev, info.st_ino), os.path.abspath(path))
+        if is_object_path(path):
+            unique.setdefault(str(path), path)
+        else:
+            info = os.stat(path)
+            unique.setdefault((info.st_dev, info.st_ino), os.path.abspath(path))
     return list(unique.values())
+
+
+def _path_entries(paths: Any) -> list[Any] | None:
+    """``paths`` as a list of strings and ``ObjectStoragePath`` objects (a single one is a list of one)."""
+    if is_object_path(paths):
+        return [paths]
+    if isinstance(paths, list | tuple) and any(is_object_path(p) for p in paths):
+        if not all(is_object_path(p) or (isinstance(p, str) and p) for p in paths):
+            raise ValueError(f"paths must be a list of paths, URLs or ObjectStoragePaths, got {_params.shown(paths)}")
+        return list(paths)
+    return _params.optional_str_list("paths", paths)
+
+
+def _expand_object(entry: Any, files: list[Any]) -> list[str]:
+    """Add the objects ``entry`` names to ``files``; the problems found (an unknown store raises at once)."""
+    path = storage_path("paths", entry)
+    where = shown_location(entry)
+    if glob.has_magic(path.path):
+        found = glob_objects(path).files
+        files.extend(found)
+        return [] if found else [f"{where!r} matches no file"]
+    if path.is_file():
+        files.append(path)
+        return []
+    if path.is_dir():
+        return [f"{where!r} is a directory (use a pattern such as '{where.rstrip('/')}/*.wav')"]
+    return [f"{where!r}: no such file"]
 
 
 def _metadata(value: Any) -> dict[str, str] | None:
@@ -271,12 +308,15 @@ class EdgeImpulseUploadFailed(AirflowException):
 
 class EdgeImpulseUploadSamplesOperator(EdgeImpulseBaseOperator):
     """
-    Upload local files as samples through the ingestion service (1000 files a request, streamed from disk).
+    Upload files as samples through the ingestion service (1000 files a request, streamed from disk or from
+    Airflow's object storage).
 
     Every path is checked before the first request: a missing file or a pattern that matches nothing
     fails the task with all the problems listed, and nothing is sent.
 
-    :param paths: files and glob patterns (``**`` recurses), as a list or a single string. Templated.
+    :param paths: files and glob patterns (``**`` recurses), as a list or a single string. Each may be a local
+        path, a URL of Airflow's object storage (``s3://bucket/in/**/*.wav``; ``s3://conn_id@bucket/...`` picks
+        the store's Airflow connection) or an ``ObjectStoragePath``. Templated.
     :param category: ``training``, ``testing``, ``anomaly`` or ``split`` (Studio splits 80/20). Templated.
     :param label: the label of every file; without it Studio takes the label from each file name (the part
         before the first dot) unless ``no_label`` is set. Templated.

@@ -1,16 +1,16 @@
-"""Build a deployment (library or firmware) and stream it to a local file."""
+"""Build a deployment (library or firmware) and stream it to a local file or to object storage."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_edgeimpulse import validation as _params
 from airflow_provider_edgeimpulse.hooks import job_requests
 from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator, JobRequest
+from airflow_provider_edgeimpulse.storage import is_object_path, make_object_directory, shown_location, storage_path
 from airflow_provider_edgeimpulse.studio import MODEL_VARIANTS as MODEL_TYPES
 from airflow_provider_edgeimpulse.wire import DEFAULT_DOWNLOAD_TIMEOUT_S
 
@@ -26,7 +26,7 @@ class BuildSpec:
     engine: str
     model_type: str | None
     impulse_id: int | None
-    output_path: Path
+    output_path: Any  # a Path, or an ObjectStoragePath
     into_directory: bool
     download_timeout: float
 
@@ -46,7 +46,10 @@ class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
     :param output_path: where to write the artefact: a file path (replaced if it exists), or a directory
         (existing, or ending in ``/``) to keep the file name Studio gives it; that name never replaces another
         file (an identical one is kept, otherwise ``<name>-1.zip``, ``-2``... is used). Missing parent
-        directories are created. Templated.
+        directories are created. Object storage too: a URL such as ``s3://bucket/firmware/`` (``s3://conn_id@...``
+        picks the Airflow connection of the store) or an ``ObjectStoragePath``; the artefact is streamed to a
+        temporary key beside the target in 5 MiB parts, checked, then moved, and ``path`` in the result is the
+        final URL. Templated.
     :param engine: the inference engine, e.g. ``tflite-eon``; the target's preferred engine when omitted.
         Templated.
     :param model_type: ``int8``, ``float32`` or ``akida``; Studio's default for the target when omitted.
@@ -100,10 +103,14 @@ class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
         model_type = _params.optional_str("model_type", self.model_type, choices=MODEL_TYPES)
         impulse_id = _params.optional_int("impulse_id", self.impulse_id, minimum=1)
         download_timeout = _params.positive_seconds("download_timeout", self.download_timeout, text=True)
-        raw_path = os.fspath(self.output_path) if isinstance(self.output_path, os.PathLike) else self.output_path
-        output = _params.required_str("output_path", raw_path)
-        path = Path(output).expanduser()
-        into_directory = output.endswith(("/", os.sep)) or path.is_dir()
+        if is_object_path(self.output_path):
+            path = storage_path("output_path", self.output_path)
+            into_directory = path.is_dir()
+        else:
+            raw_path = os.fspath(self.output_path) if isinstance(self.output_path, os.PathLike) else self.output_path
+            output = _params.required_str("output_path", raw_path)
+            path = storage_path("output_path", output)
+            into_directory = output.endswith(("/", os.sep)) or path.is_dir()
 
         targets = [t for t in hook.get_deployment_targets() if isinstance(t, dict)]
         target = next((t for t in targets if t.get("format") == fmt), None)
@@ -131,8 +138,13 @@ class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
 
     def job_request(self, hook: EdgeImpulseHook, context: Context) -> JobRequest:
         spec = self.build_spec(hook)
-        # Make the destination now: a path that cannot be written should fail before a build is paid for.
+        # Make the destination now: a path that cannot be written should fail before a build is paid for. (An
+        # object store has no directories to make: its store was resolved by build_spec.)
         directory = spec.output_path if spec.into_directory else spec.output_path.parent
+        if is_object_path(directory):
+            make_object_directory(directory)
+            self.log.info("Building deployment %s for %s", spec.format, shown_location(spec.output_path))
+            return job_requests.build_deployment(spec.format, spec.engine, spec.model_type, spec.impulse_id)
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -149,7 +161,9 @@ class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
         spec = self.build_spec(hook)
         version = _deployment_version(outcome.get("job"))
         destination = spec.output_path
-        if spec.into_directory:
+        if is_object_path(destination):
+            make_object_directory(destination if spec.into_directory else destination.parent)
+        elif spec.into_directory:
             destination.mkdir(parents=True, exist_ok=True)
         download = hook.download_deployment(
             destination,
@@ -159,6 +173,7 @@ class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
             deployment_version=version,
             impulse_id=spec.impulse_id,
             download_timeout=spec.download_timeout,
+            into_directory=spec.into_directory,
         )
         return {
             "path": download["path"],

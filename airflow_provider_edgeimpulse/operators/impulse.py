@@ -1,4 +1,5 @@
-"""Create (or replace) the project's impulse from a definition: a dict, a JSON text or a JSON file."""
+"""Create (or replace) the project's impulse from a definition: a dict, a JSON text or a JSON file (local or in
+object storage)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_edgeimpulse.operators._base import EdgeImpulseBaseOperator
+from airflow_provider_edgeimpulse.storage import is_object_path, is_url, shown_location, storage_path
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -19,11 +21,17 @@ BLOCK_LISTS = ("inputBlocks", "dspBlocks", "learnBlocks")
 def load_definition(definition: Any) -> dict[str, Any]:
     """The impulse definition as a dict, checked for the three block lists Studio needs."""
     source = "definition"
-    if isinstance(definition, os.PathLike):
+    if is_object_path(definition) or (isinstance(definition, str) and is_url(definition)):
+        path = storage_path("definition", definition)
+        if not path.is_file():
+            raise ValueError(f"definition {shown_location(path)!r}: no such object in its store")
+        source = f"definition file {shown_location(path)!r}"
+        definition = path.read_text(encoding="utf-8")
+    elif isinstance(definition, os.PathLike):
         definition = os.fspath(definition)
     if isinstance(definition, str):
         text = definition.strip()
-        if not text.startswith("{"):
+        if not text.startswith("{") and source == "definition":
             path = Path(text).expanduser()
             if not path.is_file():
                 raise ValueError(f"definition {definition!r} is neither a JSON object nor an existing JSON file")
@@ -61,8 +69,9 @@ class EdgeImpulseCreateImpulseOperator(EdgeImpulseBaseOperator):
     blocks with a ``type``) before anything is sent. Creating the same definition again is harmless, so a
     retried task simply posts it again.
 
-    :param definition: ``{name?, inputBlocks, dspBlocks, learnBlocks}`` as a dict, as JSON text, or the path
-        of a JSON file. Templated (a dict's string values are rendered too).
+    :param definition: ``{name?, inputBlocks, dspBlocks, learnBlocks}`` as a dict, as JSON text, or a JSON
+        file: a local path, a URL of Airflow's object storage (``s3://bucket/impulse.json``) or an
+        ``ObjectStoragePath``. Templated (a dict's string values are rendered too).
     :param edgeimpulse_conn_id: the Airflow connection to Edge Impulse.
     :param project_id: overrides the connection's project. Templated.
     :return: the new impulse's id (``int``).
@@ -71,7 +80,7 @@ class EdgeImpulseCreateImpulseOperator(EdgeImpulseBaseOperator):
     template_fields: Sequence[str] = ("project_id", "definition")
     template_fields_renderers = {"definition": "json"}
 
-    def __init__(self, *, definition: dict[str, Any] | str | os.PathLike[str], **kwargs: Any) -> None:
+    def __init__(self, *, definition: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.definition = definition
 
