@@ -17,6 +17,7 @@ from typing import Any
 from airflow_provider_edgeimpulse.compat import object_storage_path_class
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_USERINFO_SECRET = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*):[^/@\s]*@")
 # Read and write through object storage in parts of this size: S3's smallest multipart part, and so the memory
 # one transfer holds however big the file (fsspec's own default is 50 MiB).
 OBJECT_PART_BYTES = 5 * 1024 * 1024
@@ -33,8 +34,8 @@ def is_object_path(value: Any) -> bool:
 
 
 def shown_location(value: Any) -> str:
-    """A path or URL for a message or XCom: a URL's ``user:password@`` keeps only the user (the ``conn_id``)."""
-    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:]*):[^/@]*@", r"\1@", str(value))
+    """A path, URL or message for a log or XCom: a URL's ``user:password@`` keeps only the user (the ``conn_id``)."""
+    return _USERINFO_SECRET.sub(r"\1@", str(value))
 
 
 def storage_path(field: str, value: Any, *, conn_id: str | None = None) -> Any:
@@ -52,7 +53,9 @@ def storage_path(field: str, value: Any, *, conn_id: str | None = None) -> Any:
         return Path(value).expanduser()
     else:
         try:
-            path = object_storage_path_class()(value.strip(), conn_id=conn_id)
+            # No ``conn_id=None``: Airflow 2.11 would let it override the URL's own ``conn_id@``.
+            options = {} if conn_id is None else {"conn_id": conn_id}
+            path = object_storage_path_class()(value.strip(), **options)
         except (ValueError, ImportError, TypeError) as err:
             raise _no_store(field, value, err) from None
     try:

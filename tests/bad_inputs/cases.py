@@ -725,6 +725,46 @@ def _(env: Env) -> Call:
     )
 
 
+@case(
+    "op-build-output-path-unknown-scheme",
+    ValueError,
+    "output_path 'nosuchscheme://bucket/model.zip'",
+    "no object storage for the scheme 'nosuchscheme'",
+    remote=LOCAL,
+)
+def _(env: Env) -> Call:
+    return execute(
+        EdgeImpulseBuildDeploymentOperator(
+            task_id="t", deployment_format="zip", output_path="nosuchscheme://bucket/model.zip"
+        )
+    )
+
+
+@case(
+    "op-build-output-path-provider-missing",
+    ValueError,
+    "output_path 'gs://builds/model.zip'",
+    "scheme 'gs'",
+    "install the provider",
+    remote=LOCAL,
+)
+def _(env: Env) -> Call:
+    return execute(
+        EdgeImpulseBuildDeploymentOperator(task_id="t", deployment_format="zip", output_path="gs://builds/model.zip")
+    )
+
+
+@case("op-build-output-url-with-password", ValueError, "output_path 'gs://store@builds/model.zip'", remote=LOCAL)
+def _(env: Env) -> Call:
+    # A store's password belongs in its Airflow connection; one typed into the URL must not be echoed.
+    env.extra_secrets.append("url-typed-store-secret")
+    return execute(
+        EdgeImpulseBuildDeploymentOperator(
+            task_id="t", deployment_format="zip", output_path="gs://store:url-typed-store-secret@builds/model.zip"
+        )
+    )
+
+
 @case("op-build-download-timeout-text", ValueError, "download_timeout must be a positive", "'soon'", remote=LOCAL)
 def _(env: Env) -> Call:
     op = in_dag(
@@ -865,6 +905,11 @@ def _(env: Env) -> Call:
     return execute(EdgeImpulseUploadSamplesOperator(task_id="t", paths=[str(env.tmp / "gone.wav")]))
 
 
+@case("op-upload-unknown-scheme", ValueError, "paths 'nosuchscheme://bucket/*.wav'", "no object storage", remote=LOCAL)
+def _(env: Env) -> Call:
+    return execute(EdgeImpulseUploadSamplesOperator(task_id="t", paths=["nosuchscheme://bucket/*.wav"]))
+
+
 @case("op-upload-missing-directory", ValueError, "paths:", "missing-dir", "matches no file", remote=LOCAL)
 def _(env: Env) -> Call:
     return execute(EdgeImpulseUploadSamplesOperator(task_id="t", paths=str(env.tmp / "missing-dir" / "*.wav")))
@@ -952,6 +997,17 @@ def _(env: Env) -> Call:
 )
 def _(env: Env) -> Call:
     return execute(EdgeImpulseCreateImpulseOperator(task_id="t", definition=str(env.tmp / "gone.json")))
+
+
+@case(
+    "op-impulse-unknown-scheme",
+    ValueError,
+    "definition 'nosuchscheme://bucket/impulse.json'",
+    "no object storage for the scheme",
+    remote=LOCAL,
+)
+def _(env: Env) -> Call:
+    return execute(EdgeImpulseCreateImpulseOperator(task_id="t", definition="nosuchscheme://bucket/impulse.json"))
 
 
 @case("op-impulse-without-learn-blocks", ValueError, "is not an impulse", "learnBlocks is missing", remote=LOCAL)

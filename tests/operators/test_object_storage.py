@@ -26,7 +26,7 @@ from airflow_provider_edgeimpulse.operators.deployment import EdgeImpulseBuildDe
 from airflow_provider_edgeimpulse.operators.impulse import EdgeImpulseCreateImpulseOperator
 from tests.object_store import SECRET_KEY, S3Server, s3_server
 from tests.operators.fakes import make_context
-from tests.operators.helpers import defer_and_resume, job_starts
+from tests.operators.helpers import MODES, defer_and_resume, job_starts, run_dag, states, xcom
 
 GESTURES = Path(__file__).resolve().parents[2] / "dags" / "impulses" / "gestures.json"
 TEMP_MARK = ".edgeimpulse-download-"
@@ -57,7 +57,7 @@ def memory_root() -> str:
     try:
         from airflow.sdk.io import attach
     except ImportError:
-        from airflow.io import attach  # type: ignore[no-redef]
+        from airflow.io.store import attach  # type: ignore[no-redef]
     attach("memory", fs=MemoryFileSystem())
     return f"memory://ei-{uuid.uuid4().hex[:12]}"
 
@@ -107,6 +107,21 @@ def test_a_deferred_build_downloads_on_resume_into_an_s3_prefix_with_studios_nam
     assert "modelType: float32" in zipfile.ZipFile(io.BytesIO(data)).read("README.txt").decode()
 
 
+@pytest.mark.usefixtures("airflow_db")
+@pytest.mark.parametrize("mode", MODES)
+def test_a_dag_run_builds_into_s3_from_a_rendered_url(em, s3, bucket, mode):
+    output_dir = f"s3://{s3.conn_id}@{bucket}/nightly"
+    dag_run = run_dag(f"ei_ops_test_deploy_{mode}", {"output_dir": output_dir, "format": "arduino"})
+    assert str(dag_run.state) == "success", states(dag_run)
+    result = xcom(dag_run, "build")
+    assert result["path"] == f"{output_dir}/arduino/model.zip"
+    assert s3.keys(bucket) == ["nightly/arduino/model.zip"]
+    data = object_bytes(s3, bucket, "nightly/arduino/model.zip")
+    assert (result["size"], result["sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
+    # What a downstream task on another worker does: open the URL it was handed, through the same connection.
+    assert object_storage_path_class()(result["path"]).read_bytes() == data
+
+
 def test_an_object_storage_path_with_its_conn_id_is_accepted(em, s3, bucket):
     path = object_storage_path_class()(f"s3://{bucket}/builds/model.zip", conn_id=s3.conn_id)
     result = build(path).execute(make_context())
@@ -138,7 +153,7 @@ def test_memory_and_file_urls_receive_the_artefact(em, memory_root, tmp_path, de
         result = defer_and_resume(op, make_context()) if deferrable else op.execute(make_context())
         stored = object_storage_path_class()(url)
         data = stored.read_bytes()
-        assert (result["path"], result["size"]) == (url, len(data))
+        assert (result["path"], result["size"]) == (str(stored), len(data)), "Airflow's own URL of the final key"
         assert result["sha256"] == hashlib.sha256(data).hexdigest()
         assert [p.name for p in stored.parent.iterdir()] == ["lib.zip"], "no temporary key left"
 
