@@ -129,13 +129,16 @@ def test_an_object_storage_path_with_its_conn_id_is_accepted(em, s3, bucket):
     assert result["size"] == len(object_bytes(s3, bucket, "builds/model.zip"))
 
 
-def test_a_corrupt_artefact_leaves_nothing_in_s3(em, s3, bucket):
-    em.fault(
-        status=200, body="PK\x03\x04" + "not a zip at all " * 1000, content_type="application/zip", path="/download"
-    )
+def test_a_corrupt_artefact_leaves_nothing_in_s3_and_the_retry_lands_alone(em, s3, bucket):
+    em.fault(status=200, body="PK\x03\x04" + "not a zip " * 1000, content_type="application/zip", path="/download")
+    url = f"s3://{s3.conn_id}@{bucket}/firmware/lib.zip"
     with pytest.raises(EdgeImpulseAPIError, match="not a readable zip"):
-        build(f"s3://{s3.conn_id}@{bucket}/firmware/lib.zip").execute(make_context())
+        build(url).execute(make_context())
     assert s3.keys(bucket) == [], "nothing at the final key, and the temporary key removed"
+    em.clear_faults()
+    result = build(url).execute(make_context())
+    assert s3.keys(bucket) == ["firmware/lib.zip"]
+    assert result["sha256"] == hashlib.sha256(object_bytes(s3, bucket, "firmware/lib.zip")).hexdigest()
 
 
 def test_a_corrupt_artefact_leaves_nothing_in_memory_storage(em, memory_root):
@@ -144,6 +147,9 @@ def test_a_corrupt_artefact_leaves_nothing_in_memory_storage(em, memory_root):
     with pytest.raises(EdgeImpulseAPIError, match="not a readable zip"):
         build(f"{memory_root}/out/lib.zip").execute(make_context())
     assert not root.exists() or list(root.iterdir()) == []
+    em.clear_faults()
+    build(f"{memory_root}/out/lib.zip").execute(make_context())
+    assert [p.name for p in root.iterdir()] == ["lib.zip"]
 
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["blocking", "deferred"])
