@@ -26,6 +26,7 @@ LAYER_OF_PART = {
     "wire": GROUND,
     "validation": GROUND,
     "compat": GROUND,
+    "storage": GROUND,  # where a file goes in or out: a local path or Airflow's object storage
     "trigger_events": GROUND,
     "studio": GROUND,
     "get_provider_info": GROUND,
