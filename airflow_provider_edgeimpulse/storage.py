@@ -28,8 +28,8 @@ def is_url(value: Any) -> bool:
 
 
 def is_object_path(value: Any) -> bool:
-    """True for an ``ObjectStoragePath`` (never imports Airflow's io for a plain ``str`` or ``Path``)."""
-    # Checked first: on Airflow 2.11 an ObjectStoragePath is also a ``pathlib.Path``.
+    """True for an ``ObjectStoragePath`` (a ``str`` is answered without importing Airflow's io)."""
+    # Ask this before ``isinstance(value, Path)``: on Airflow 2.11 an ObjectStoragePath is also a ``pathlib.Path``.
     return not isinstance(value, str) and isinstance(value, object_storage_path_class())
 
 
@@ -38,10 +38,11 @@ def shown_location(value: Any) -> str:
     return _USERINFO_SECRET.sub(r"\1@", str(value))
 
 
-def storage_path(field: str, value: Any, *, conn_id: str | None = None) -> Any:
+def storage_path(field: str, value: Any) -> Any:
     """
     ``value`` as a ``pathlib.Path`` (a local path, ``~`` expanded) or an ``ObjectStoragePath`` whose store is
-    known; a ``ValueError`` naming ``field`` otherwise (no scheme handler: a provider is missing).
+    known; a ``ValueError`` naming ``field`` otherwise (no scheme handler: a provider is missing). A URL names its
+    store's Airflow connection as ``ObjectStoragePath`` reads it: ``s3://conn_id@bucket/key``.
     """
     if is_object_path(value):
         path = value
@@ -53,9 +54,8 @@ def storage_path(field: str, value: Any, *, conn_id: str | None = None) -> Any:
         return Path(value).expanduser()
     else:
         try:
-            # No ``conn_id=None``: Airflow 2.11 would let it override the URL's own ``conn_id@``.
-            options = {} if conn_id is None else {"conn_id": conn_id}
-            path = object_storage_path_class()(value.strip(), **options)
+            # Never ``conn_id=None`` here: Airflow 2.11 would let it override the URL's own ``conn_id@``.
+            path = object_storage_path_class()(value.strip())
         except (ValueError, ImportError, TypeError) as err:
             raise _no_store(field, value, err) from None
     try:
