@@ -186,7 +186,10 @@ async def run_side(
 
 async def run_floor(waits: int, due_after: float, result: Path) -> None:
     """Airflow's own floor: ``waits`` DateTimeTriggers due at one instant, with the provider side's imports."""
-    from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+    try:
+        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+    except ImportError:  # Airflow 2.11 without the standard provider: the trigger's older home
+        from airflow.triggers.temporal import DateTimeTrigger  # type: ignore[no-redef]
     from airflow.utils import timezone
 
     import airflow_provider_edgeimpulse.triggers.job  # noqa: F401  the same heap as the provider side
