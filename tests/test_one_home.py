@@ -60,3 +60,29 @@ def test_the_studio_addresses() -> None:
     assert studio.studio_job_url("https://s", 7, 9) == "https://s/studio/7/jobs/9"
     assert studio.studio_job_url("https://s", 7, 9, tuner=True) == "https://s/studio/7/tuner/9"
     assert studio.studio_page_url("https://s", 7, "acquisition/testing") == "https://s/studio/7/acquisition/testing"
+
+
+def confirm_delays(node: ast.AST) -> bool:
+    from airflow_provider_edgeimpulse.jobs import relay
+
+    if not isinstance(node, ast.Tuple):
+        return False
+    values = [n.value for n in node.elts if isinstance(n, ast.Constant)]
+    return values == list(relay.CONFIRM_DELAYS_S)
+
+
+@pytest.mark.parametrize(
+    ("idea", "predicate"),
+    [
+        ("the delays that confirm a job's end", confirm_delays),
+        ("the cap on remembered log lines", lambda n: isinstance(n, ast.Name) and n.id.endswith("SEEN_CAP")),
+        (
+            "the batched log record (a flush scheduled with call_soon)",
+            lambda n: isinstance(n, ast.Attribute) and n.attr == "call_soon",
+        ),
+    ],
+)
+def test_the_socket_waits_share_one_relay_one_confirmation_and_one_batched_log(idea: str, predicate) -> None:  # type: ignore[no-untyped-def]
+    found = places(predicate)
+    assert found, f"{idea}: not found at all; the check looks for the wrong thing"
+    assert {place.split(":")[0] for place in found} == {"jobs/relay.py"}, f"{idea} outside jobs/relay.py: {found}"

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_edgeimpulse.hooks.credentials import EdgeImpulseCredentials
 from airflow_provider_edgeimpulse.jobs.outage import OutageWatch
+from airflow_provider_edgeimpulse.jobs.relay import LogRelay, confirm_end
 
 if TYPE_CHECKING:
     from airflow_provider_edgeimpulse.jobs.hub import HubEvent, JobEventHub
@@ -30,9 +31,6 @@ DEFAULT_POLL_INTERVAL_S = 10.0
 DEFAULT_LOG_TAIL = 50
 _CONNECT_GRACE_S = 10.0
 _UNAVAILABLE_AFTER_FAILURES = 3
-_CONFIRM_DELAYS_S = (0.2, 0.5, 1.0, 2.0)
-# Lines remembered to recognise a replayed log after a reconnect; a longer log may repeat lines after one.
-_SEEN_CAP = 20000
 # A job that ended before this wait heard any of its log (it ended while no triggerer listened, say): the newest
 # lines REST holds are relayed, up to this many.
 REST_RELAY_LINES = 1000
@@ -152,11 +150,7 @@ class _JobWait:
         self.settings = settings
         self.on_log = on_log
         self.tail: deque[str] = deque(maxlen=settings.log_tail)
-        self._seen: list[str] = []
-        self._replay_at: int | None = None
-        # Lines that came before the socket confirmed the subscription: live lines of the project's room, which
-        # the replay that follows repeats after lines they missed. Their order is not the log's.
-        self._early = False
+        self.relay = LogRelay(self._new_line)
         self.live = False
         self._said_polling = False
         self.outage = OutageWatch.paced(
@@ -175,7 +169,7 @@ class _JobWait:
             if event is None:
                 job = await self._status()
             elif event.kind == "data":
-                self._log_line(event.line or "")
+                self.relay.socket_line(event.line or "")
                 continue
             elif event.kind == "connected":
                 self._expect_replay()
@@ -193,8 +187,7 @@ class _JobWait:
         """Hold the first REST check until the socket is subscribed (or failed), closing the race."""
         event = await sub.next(_CONNECT_GRACE_S)
         while event is not None and event.kind == "data":
-            self._early = True
-            self._log_line(event.line or "")
+            self.relay.socket_line(event.line or "")
             event = await sub.next(_CONNECT_GRACE_S)
         if event is None:
             return
@@ -221,19 +214,12 @@ class _JobWait:
         return await self.outage.read("status read", lambda: client.get_job_status(self.project_id, self.job_id))
 
     async def _confirm_finished(self) -> dict[str, Any]:
-        """A finish event is a hint: REST decides, allowing Studio a moment to record the end."""
-        job = await self._status()
-        for delay in _CONFIRM_DELAYS_S:
-            if is_finished(job):
-                break
-            await asyncio.sleep(delay)
-            job = await self._status()
-        return job
+        return await confirm_end(self._status, is_finished)
 
     async def _finish(self, job: dict[str, Any]) -> JobOutcome:
         self.finished_job = job
         success = job.get("finishedSuccessful") is True
-        if not success or not self.tail or self._early:
+        if not success or not self.tail or self.relay.early:
             await self._fetch_tail()
         return self.finished_outcome()
 
@@ -254,45 +240,37 @@ class _JobWait:
             reason = str(err) or type(err).__name__
             log.warning("Could not read the log of Edge Impulse job %s: %s", self.job_id, reason)
             return
+        relay = self.relay
+        relay.end_replay()
         if not self.tail:
-            self._replay_at = None
             if len(lines) >= limit:
                 log.info("Edge Impulse job %s: relaying the newest %d lines of its log", self.job_id, len(lines))
             for line in lines:
-                self._log_line(line)
+                relay.rest_line(line)
             return
-        self._replay_at = None
-        if self._early:
+        seen = relay.seen
+        if relay.early:
             # Lines came out of the log's order: relay those not relayed yet, and keep the log's order in the tail.
-            pending = Counter(self._seen)
+            pending = Counter(seen)
             for line in lines:
                 if pending[line]:
                     pending[line] -= 1
                 else:
-                    self._log_line(line)
+                    relay.rest_line(line)
             self.tail.clear()
             self.tail.extend(lines[-self.settings.log_tail :])
             return
         # The REST tail overlaps what the socket delivered: relay only what follows the overlap.
-        overlap = next((k for k in range(min(len(lines), len(self._seen)), 0, -1) if lines[:k] == self._seen[-k:]), 0)
+        overlap = next((k for k in range(min(len(lines), len(seen)), 0, -1) if lines[:k] == seen[-k:]), 0)
         for line in lines[overlap:]:
-            self._log_line(line)
+            relay.rest_line(line)
 
     def _expect_replay(self) -> None:
         """A (re)subscription replays the job's log from its start: skip the part already relayed."""
         self.live = True
-        self._replay_at = 0
+        self.relay.expect_replay()
 
-    def _log_line(self, line: str) -> None:
-        if self._replay_at is not None:
-            if self._replay_at < len(self._seen) and self._seen[self._replay_at] == line:
-                self._replay_at += 1
-                return
-            if not (self._early and self._replay_at < len(self._seen)):
-                self._replay_at = None  # past the replay (or the server does not replay): every line is new
-            # else: a line from before the early ones, which the socket did not deliver: new, and the replay goes on
-        if len(self._seen) < _SEEN_CAP:
-            self._seen.append(line)
+    def _new_line(self, line: str) -> None:
         self.tail.append(line)
         if self.on_log is not None:
             try:

@@ -92,7 +92,7 @@ class EdgeImpulseJobSensor(EdgeImpulseBaseSensor):
         if not self.deferrable:
             return super().execute(context)
         from airflow_provider_edgeimpulse.compat import can_end_from_trigger
-        from airflow_provider_edgeimpulse.triggers.job_watch import EdgeImpulseJobWatchTrigger
+        from airflow_provider_edgeimpulse.triggers.job import EdgeImpulseJobTrigger
 
         job_id = self._job_id()
         job = self.hook.get_job_status(job_id)
@@ -102,7 +102,7 @@ class EdgeImpulseJobSensor(EdgeImpulseBaseSensor):
             except AirflowFailException as err:
                 self.fail_outside_poke(err)
         self.log.info("Edge Impulse job %s is running; waiting in the triggerer", job_id)
-        trigger = EdgeImpulseJobWatchTrigger(
+        trigger = EdgeImpulseJobTrigger(
             job_id=job_id,
             project_id=self.hook.project_id,
             edgeimpulse_conn_id=self.edgeimpulse_conn_id,
@@ -110,7 +110,9 @@ class EdgeImpulseJobSensor(EdgeImpulseBaseSensor):
             safety_interval=self.safety_interval,
             poll_interval=self.poll_interval,
             log_tail=self.log_tail,
+            # The sensor only watches a job started elsewhere: neither its deadline nor a kill stops the job.
             cancel_on_timeout=False,
+            cancel_on_kill=False,
             # Nothing is left for a worker after a success: ending in the triggerer avoids the Airflow 3.2/3.3
             # resume race (apache/airflow#66374); the outcome becomes the return value there.
             end_task_on_success=can_end_from_trigger(),

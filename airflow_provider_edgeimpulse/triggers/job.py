@@ -15,6 +15,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_edgeimpulse.jobs.relay import LineBatcher
 from airflow_provider_edgeimpulse.jobs.waiter import (
     DEFAULT_LOG_TAIL,
     DEFAULT_POLL_INTERVAL_S,
@@ -36,8 +37,10 @@ class EdgeImpulseJobTrigger(BaseTrigger):
 
     Event payload: ``{"status": "success"|"failure"|"timeout"|"error", "job_id", "project_id", "message",
     "outcome"}``. On timeout the remote job is cancelled (``cancel_on_timeout``) so it does not run on
-    unattended. With ``end_task_on_success`` a successful job ends the task from here, with
-    ``xcoms`` plus the outcome as ``return_value``, instead of resuming it on a worker.
+    unattended. When a user stops the deferred task, ``on_kill`` cancels the job (``cancel_on_kill``): right
+    for the operators, which started it; a sensor watching a job started elsewhere turns it off. With
+    ``end_task_on_success`` a successful job ends the task from here, with ``xcoms`` plus the outcome as
+    ``return_value``, instead of resuming it on a worker.
 
     ``deferred_at`` (UNIX time, set when the task defers) tells a rebuilt trigger from a new one: the log is
     relayed from the job's start each time, so after a hand-over the log says lines may repeat.
@@ -57,6 +60,7 @@ class EdgeImpulseJobTrigger(BaseTrigger):
         end_task_on_success: bool = False,
         xcoms: dict[str, Any] | None = None,
         deferred_at: float | None = None,
+        cancel_on_kill: bool = True,
     ) -> None:
         super().__init__()
         self.job_id = int(job_id)
@@ -67,10 +71,10 @@ class EdgeImpulseJobTrigger(BaseTrigger):
         self.poll_interval = poll_interval
         self.log_tail = log_tail
         self.cancel_on_timeout = cancel_on_timeout
+        self.cancel_on_kill = bool(cancel_on_kill)
         self.end_task_on_success = end_task_on_success
         self.xcoms = dict(xcoms or {})
         self.deferred_at = time.time() if deferred_at is None else _unix_time("deferred_at", deferred_at)
-        self._pending_lines: list[str] = []
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -87,6 +91,7 @@ class EdgeImpulseJobTrigger(BaseTrigger):
                 "end_task_on_success": self.end_task_on_success,
                 "xcoms": self.xcoms,
                 "deferred_at": self.deferred_at,
+                "cancel_on_kill": self.cancel_on_kill,
             },
         )
 
@@ -103,6 +108,7 @@ class EdgeImpulseJobTrigger(BaseTrigger):
         from airflow_provider_edgeimpulse.hooks.connection import aresolve_credentials
 
         self._say_if_handed_over()
+        lines = LineBatcher(lambda text: self.log.info("%s", text), f"[job {self.job_id}] ")
         try:
             credentials = await aresolve_credentials(self.edgeimpulse_conn_id)
             settings = WaitSettings(self.safety_interval, self.poll_interval, self.log_tail)
@@ -111,17 +117,17 @@ class EdgeImpulseJobTrigger(BaseTrigger):
                 self.project_id,
                 self.job_id,
                 deadline=self.deadline,
-                on_log=self._log_job_line,
+                on_log=lines.add,
                 settings=settings,
             )
         except asyncio.CancelledError:
-            self._flush_job_lines()
+            lines.flush()
             raise  # a triggerer shutting down: the job keeps running and a new triggerer re-attaches
         except Exception as err:
-            self._flush_job_lines()
+            lines.flush()
             yield TriggerEvent(self._event("error", f"Waiting for Edge Impulse job {self.job_id} failed: {err}"))
             return
-        self._flush_job_lines()
+        lines.flush()
         if outcome.timed_out:
             message = f"Edge Impulse job {self.job_id} did not finish before its deadline"
             if self.cancel_on_timeout:
@@ -152,28 +158,19 @@ class EdgeImpulseJobTrigger(BaseTrigger):
 
         return TaskSuccessEvent(xcoms={**self.xcoms, "return_value": outcome.to_dict()})
 
-    def _log_job_line(self, line: str) -> None:
-        # Lines that arrive together go out as one record: Airflow's log pipeline costs ~70 us a record, and a
-        # triggerer relaying every line of a thousand jobs one by one spends its event loop there.
-        self._pending_lines.append(line)
-        if len(self._pending_lines) == 1:
-            asyncio.get_running_loop().call_soon(self._flush_job_lines)
-
-    def _flush_job_lines(self) -> None:
-        lines, self._pending_lines = self._pending_lines, []
-        if lines:
-            self.log.info("%s", "\n".join(f"[job {self.job_id}] {line}" for line in lines))
-
     async def on_kill(self) -> None:
         """
-        A user marked the deferred task failed/success or cleared it: stop the remote job too.
+        A user marked the deferred task failed/success or cleared it: stop the remote job too (``cancel_on_kill``).
 
         Airflow 3.3 also calls this when it hands the wait to another triggerer; the task is still deferred
         then, and the job is left running (see ``triggers/_kill.py``).
         """
+        what = f"Edge Impulse job {self.job_id}"
+        if not self.cancel_on_kill:
+            self.log.info("%s keeps running: this wait only watched it (cancel_on_kill is off)", what)
+            return
         from airflow_provider_edgeimpulse.triggers._kill import stop_if_task_stopped
 
-        what = f"Edge Impulse job {self.job_id}"
         await stop_if_task_stopped(self, self.edgeimpulse_conn_id, self.project_id, self.job_id, what)
 
 

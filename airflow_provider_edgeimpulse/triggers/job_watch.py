@@ -1,19 +1,14 @@
-"""The job trigger of ``EdgeImpulseJobSensor``: it watches a job it did not start, so nothing of its cancels it."""
+"""Where the job sensor's trigger lived: trigger rows written by earlier versions name this class, so it stays."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from airflow_provider_edgeimpulse.triggers.job import EdgeImpulseJobTrigger
 
 
 class EdgeImpulseJobWatchTrigger(EdgeImpulseJobTrigger):
-    """
-    ``EdgeImpulseJobTrigger`` whose ``on_kill`` leaves the job running (use it with ``cancel_on_timeout=False``).
+    """``EdgeImpulseJobTrigger(cancel_on_kill=False)``: a wait that leaves the job running when its task is killed."""
 
-    The parent cancels the job when a user kills the deferred task: right for the operators, which started it,
-    wrong for a sensor watching a job started in Studio or by another DAG. Once the parent takes a
-    ``cancel_on_kill`` flag, this class can become a thin alias of it with the flag off (the classpath stays, so
-    triggers already in the database keep loading).
-    """
-
-    async def on_kill(self) -> None:
-        self.log.info("Edge Impulse job %s keeps running: the sensor only watched it", self.job_id)
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**{**kwargs, "cancel_on_kill": False})

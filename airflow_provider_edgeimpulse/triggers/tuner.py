@@ -20,6 +20,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_edgeimpulse.hooks.job_log import ERROR_TAIL_LINES, quoted_tail
 from airflow_provider_edgeimpulse.jobs import tuner
 from airflow_provider_edgeimpulse.jobs.outage import OutageWatch
+from airflow_provider_edgeimpulse.jobs.relay import LineBatcher, LogRelay, confirm_end
 from airflow_provider_edgeimpulse.studio import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
@@ -30,12 +31,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_STATE_POLL_INTERVAL_S = 60.0
-# A job-finished event can reach us before the state says the run is over: look again a few times, soon.
-_CONFIRM_DELAYS_S = (0.2, 0.5, 1.0, 2.0)
 # Reads and closes after the wait itself (deadline reached, socket released) get their own, short bound.
 _AFTERWARDS_BOUND_S = 15.0
-# Log lines remembered to recognise the replay after a reconnect; past this, a long log may repeat after one.
-_SEEN_CAP = 5000
 
 
 class EONTunerStateTrigger(BaseTrigger):
@@ -78,9 +75,6 @@ class EONTunerStateTrigger(BaseTrigger):
         self.metric, self.metric_mode, self.model_variant = tuner.check_choice(metric, metric_mode, model_variant)
         self.cancel_on_kill = bool(cancel_on_kill)
         self.end_task_on_success = bool(end_task_on_success)
-        self._pending_lines: list[str] = []
-        self._seen_lines: list[str] = []
-        self._replay_at: int | None = None
         self._last_progress = ""
         self._last_state: dict[str, Any] | None = None
         self._outage: OutageWatch | None = None
@@ -120,6 +114,7 @@ class EONTunerStateTrigger(BaseTrigger):
         from airflow_provider_edgeimpulse.jobs.hub import registry_for_running_loop
 
         run_id = self.tuner_coordinator_job_id
+        lines = LineBatcher(lambda text: self.log.info("%s", text), f"[tuner {run_id}] ")
         # Reads go on through 429s, 5xx and lost connections until the deadline, at the pace of the poll interval.
         self._outage = OutageWatch.paced(
             f"EON Tuner run {run_id}", poll_interval=self.poll_interval, slowest=self.poll_interval, logger=self.log
@@ -130,24 +125,26 @@ class EONTunerStateTrigger(BaseTrigger):
             # Subscribe before the first read, so a finish between the two is not missed.
             sub = hub.subscribe(run_id)
             try:
-                state = await self._wait_until_deadline(hub.client, sub)
+                state = await self._wait_until_deadline(hub.client, sub, LogRelay(lines.add))
                 if state is None:
                     return self._event("timeout", f"EON Tuner run {run_id} was still running at the deadline")
                 return await self._settle(hub.client, state)
             finally:
-                self._flush_lines()
+                lines.flush()
                 await _bounded(sub.aclose(), "closing the socket subscription")
         except asyncio.CancelledError:
             raise
         except Exception as err:
             return self._event("error", f"Waiting for EON Tuner run {run_id} failed: {err}")
 
-    async def _wait_until_deadline(self, client: AsyncEdgeImpulseClient, sub: Subscription) -> dict[str, Any] | None:
+    async def _wait_until_deadline(
+        self, client: AsyncEdgeImpulseClient, sub: Subscription, relay: LogRelay
+    ) -> dict[str, Any] | None:
         """The final state, or ``None`` when the deadline came first."""
         remaining = None if self.deadline is None else max(self.deadline - time.time(), 0.0)
         try:
             async with asyncio.timeout(remaining) as scope:
-                return await self._wait(client, sub)
+                return await self._wait(client, sub, relay)
         except TimeoutError:
             if not scope.expired():
                 raise  # a timeout of some call inside, not our deadline
@@ -161,14 +158,14 @@ class EONTunerStateTrigger(BaseTrigger):
             return None
         return None if tuner.is_running(state) else state
 
-    async def _wait(self, client: AsyncEdgeImpulseClient, sub: Subscription) -> dict[str, Any]:
+    async def _wait(self, client: AsyncEdgeImpulseClient, sub: Subscription, relay: LogRelay) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         state = await self._read(client)
         next_read = loop.time() + self.poll_interval
         while tuner.is_running(state):
             event = await sub.next(max(next_read - loop.time(), 0.0))
             if event is not None and event.kind == "data":
-                self._relay_line(event.line or "")
+                relay.socket_line(event.line or "")
                 continue
             if event is not None and event.kind == "disconnected":
                 continue  # the periodic read goes on; the reconnect will bring a fresh read
@@ -176,18 +173,13 @@ class EONTunerStateTrigger(BaseTrigger):
                 state = await self._confirm_over(client)
             else:  # the poll interval passed, or the socket (re)connected and may have missed events
                 if event is not None and event.kind == "connected":
-                    self._replay_at = 0  # a (re)subscription replays the log from its start
+                    relay.expect_replay()  # a (re)subscription replays the log from its start
                 state = await self._read(client)
             next_read = loop.time() + self.poll_interval
         return state
 
     async def _confirm_over(self, client: AsyncEdgeImpulseClient) -> dict[str, Any]:
-        state = await self._read(client)
-        for delay in _CONFIRM_DELAYS_S:
-            if not tuner.is_running(state):
-                break
-            await asyncio.sleep(delay)
-            state = await self._read(client)
+        state = await confirm_end(lambda: self._read(client), lambda read: not tuner.is_running(read))
         if tuner.is_running(state):
             self.log.info(
                 "EON Tuner run %s: its job finished but the state still says running; reading it every %g s",
@@ -239,26 +231,6 @@ class EONTunerStateTrigger(BaseTrigger):
             if state is None
             else tuner.summarize(state, self.metric, self.metric_mode, variant=self.model_variant),
         }
-
-    # -- the coordinator's log ---------------------------------------------------------------------------------
-
-    def _relay_line(self, line: str) -> None:
-        if self._replay_at is not None:
-            if self._replay_at < len(self._seen_lines) and self._seen_lines[self._replay_at] == line:
-                self._replay_at += 1
-                return  # relayed before this reconnect
-            self._replay_at = None
-        if len(self._seen_lines) < _SEEN_CAP:
-            self._seen_lines.append(line)
-        # Lines that arrive together go out as one record (each record costs the triggerer's loop).
-        self._pending_lines.append(line)
-        if len(self._pending_lines) == 1:
-            asyncio.get_running_loop().call_soon(self._flush_lines)
-
-    def _flush_lines(self) -> None:
-        lines, self._pending_lines = self._pending_lines, []
-        if lines:
-            self.log.info("%s", "\n".join(f"[tuner {self.tuner_coordinator_job_id}] {line}" for line in lines))
 
     # -- a user's kill -----------------------------------------------------------------------------------------
 

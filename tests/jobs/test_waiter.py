@@ -11,6 +11,7 @@ import pytest
 
 from airflow_provider_edgeimpulse.jobs.hub import registry_for_running_loop
 from airflow_provider_edgeimpulse.jobs.waiter import WaitSettings, wait_for_job
+from tests.jobs.scripted_socket import ScriptedSubscription, early_then_replayed
 
 STATUS_ROUTE = "GET /v1/api/{projectId}/jobs/{jobId}/status"
 
@@ -230,18 +231,6 @@ async def test_every_log_line_is_relayed_once_even_repeated_ones_and_across_a_re
     assert lines == expected
 
 
-class _ScriptedSocket:
-    """A subscription that delivers a fixed sequence of socket events (what a shared socket did once)."""
-
-    def __init__(self, events: list[Any]) -> None:
-        self.queue: asyncio.Queue[Any] = asyncio.Queue()
-        for event in events:
-            self.queue.put_nowait(event)
-
-    async def next(self, timeout: float) -> Any:
-        return self.queue.get_nowait() if not self.queue.empty() else None
-
-
 class _StudioLog:
     """The REST side of a finished job: its status and its whole log, in order."""
 
@@ -263,12 +252,10 @@ async def test_live_lines_ahead_of_the_subscription_are_neither_repeated_nor_mis
     from airflow_provider_edgeimpulse.jobs.waiter import _JobWait
 
     log_lines = ["start", "features", "scheduling", "training", "epoch 1", "scheduling", "epoch 2", "done"]
-    early = [HubEvent("data", line=line) for line in log_lines[2:4]]
-    replay = [HubEvent("data", line=line) for line in log_lines]
-    events = [*early, HubEvent("connected"), *replay, HubEvent("finished", success=True)]
+    events = [*early_then_replayed(log_lines, early=slice(2, 4)), HubEvent("finished", success=True)]
     relayed: list[str] = []
     wait = _JobWait(SimpleNamespace(client=_StudioLog(log_lines)), 1, 7, WaitSettings(), relayed.append)
-    outcome = await wait.run(_ScriptedSocket(events))
+    outcome = await wait.run(ScriptedSubscription(events))
     assert outcome.success
     assert outcome.log_tail == log_lines, "the outcome keeps the log's order"
     assert sorted(relayed) == sorted(log_lines), "each line reaches the task log once"

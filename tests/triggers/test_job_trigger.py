@@ -54,6 +54,45 @@ def test_serialize_round_trips_exactly_and_holds_no_secret(edgeimpulse_emulator)
     assert em.api_key not in dumped and em.password not in dumped
 
 
+def old_watch_row(em: Any, job_id: int) -> tuple[str, dict[str, Any]]:
+    """A trigger row the job sensor wrote before a trigger's cancel on kill became an argument."""
+    kwargs = {
+        "job_id": job_id,
+        "project_id": em.project_id,
+        "edgeimpulse_conn_id": "edgeimpulse_default",
+        "deadline": time.time() + 60,
+        "safety_interval": 30.0,
+        "poll_interval": 0.5,
+        "log_tail": 50,
+        "cancel_on_timeout": False,
+        "end_task_on_success": False,
+        "xcoms": {},
+        "deferred_at": time.time(),
+    }
+    return "airflow_provider_edgeimpulse.triggers.job_watch.EdgeImpulseJobWatchTrigger", kwargs
+
+
+async def test_a_sensor_trigger_row_from_an_earlier_version_loads_runs_and_leaves_its_job_on_kill(
+    edgeimpulse_emulator,
+):
+    from importlib import import_module
+
+    em = edgeimpulse_emulator
+    em.configure(job_duration=None)
+    job_id = start_job(em)
+    classpath, kwargs = old_watch_row(em, job_id)
+    module, name = classpath.rsplit(".", 1)
+    trigger = getattr(import_module(module), name)(**kwargs)  # what the triggerer does with a row
+    assert trigger.serialize() == (classpath, {**kwargs, "cancel_on_kill": False})
+    await trigger.on_kill()  # Airflow 2 never calls it; Airflow 3 after a user's stop
+    assert not job_record(em, job_id)["finished"], "the sensor only watched the job"
+    waiting = asyncio.ensure_future(first_event(trigger))
+    await wait_for_socket(em)
+    await asyncio.to_thread(em.finish_job, job_id, True)
+    event = await asyncio.wait_for(waiting, 15)
+    assert (event.payload["status"], event.payload["job_id"]) == ("success", job_id)
+
+
 async def test_success_event_carries_the_outcome(edgeimpulse_emulator):
     em = edgeimpulse_emulator
     em.configure(job_duration=0.3)

@@ -126,8 +126,8 @@ def start_job(em: Any) -> int:
     return int(resp.json()["id"])
 
 
-def job_trigger(em: Any, job_id: int, task_instance: Any) -> EdgeImpulseJobTrigger:
-    trigger = EdgeImpulseJobTrigger(job_id=job_id, project_id=em.project_id)
+def job_trigger(em: Any, job_id: int, task_instance: Any, **kwargs: Any) -> EdgeImpulseJobTrigger:
+    trigger = EdgeImpulseJobTrigger(job_id=job_id, project_id=em.project_id, **kwargs)
     trigger.task_instance = task_instance
     return trigger
 
@@ -175,6 +175,17 @@ async def test_a_hand_over_to_another_triggerer_leaves_the_job_running(edgeimpul
     await job_trigger(em, job_id, task_in_state(dag_run, "deferred")).on_kill()
     assert not (await record(em, job_id))["finished"], "the task still waits on it from another triggerer"
     assert len(supervisor.requests) == 1
+
+
+async def test_a_wait_on_a_job_it_did_not_start_leaves_it_running_after_a_user_stop(
+    edgeimpulse_emulator, dag_run, supervisor
+):
+    em = edgeimpulse_emulator
+    em.configure(job_duration=None)
+    job_id = await asyncio.to_thread(start_job, em)
+    await job_trigger(em, job_id, task_in_state(dag_run, "failed"), cancel_on_kill=False).on_kill()
+    assert not (await record(em, job_id))["finished"], "a sensor's wait only watched the job"
+    assert supervisor.requests == [], "nothing to decide: no state read"
 
 
 async def test_a_mapped_task_is_told_apart_by_its_map_index(edgeimpulse_emulator, dag_run, supervisor):

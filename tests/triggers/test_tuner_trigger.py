@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_edgeimpulse.triggers.tuner import EONTunerStateTrigger
+from tests.jobs.scripted_socket import ScriptedSubscription, early_then_replayed
 from tests.tuner_util import STATE_ROUTE, job_record, route_count, start_tuner
 
 
@@ -262,3 +263,28 @@ async def test_the_coordinators_log_is_relayed_once_across_a_reconnect(edgeimpul
     relayed = capsys.readouterr().out  # Airflow's structlog writes trigger logs there
     assert relayed.count(f"[tuner {run_id}] Starting EON Tuner") == 1, relayed
     assert relayed.count(f"[tuner {run_id}] Job completed") == 1, relayed
+
+
+class _TunerStates:
+    """The REST side of a run that is over by the read after its finish (the first, the reconnect's, that one)."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    async def get_tuner_state(self, project_id: int, run_id: int) -> dict[str, Any]:
+        self.reads += 1
+        return {"tunerJobIsRunning": self.reads < 3, "trials": []}
+
+
+async def test_live_lines_ahead_of_the_subscription_reach_the_task_log_once():
+    """The room's live lines can reach a new socket before it is subscribed; the replay then repeats them."""
+    from airflow_provider_edgeimpulse.jobs.hub import HubEvent
+    from airflow_provider_edgeimpulse.jobs.relay import LogRelay
+
+    log_lines = ["Starting EON Tuner", "trial 1", "trial 2", "scheduling", "trial 3", "scheduling", "Job completed"]
+    events = [*early_then_replayed(log_lines, early=slice(3, 5)), HubEvent("finished", success=True)]
+    relayed: list[str] = []
+    trigger = EONTunerStateTrigger(project_id=1, tuner_coordinator_job_id=7)
+    state = await trigger._wait(_TunerStates(), ScriptedSubscription(events), LogRelay(relayed.append))
+    assert state["tunerJobIsRunning"] is False
+    assert sorted(relayed) == sorted(log_lines), "each line reaches the task log once"
