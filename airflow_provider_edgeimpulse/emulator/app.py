@@ -14,6 +14,7 @@ from airflow_provider_edgeimpulse.emulator import (
     ingestion,
     rest_data,
     rest_jobs,
+    rest_model,
     rest_project,
     rest_tuner,
 )
@@ -79,7 +80,7 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
         # The contract promises app["state"]; aiohttp prefers typed keys and warns about plain strings.
         warnings.simplefilter("ignore")
         app["state"] = state
-    for module in (rest_project, rest_jobs, rest_data, deploy, rest_tuner, ingestion, control):
+    for module in (rest_project, rest_jobs, rest_data, rest_model, deploy, rest_tuner, ingestion, control):
         module.add_routes(app)
     add_socket_routes(app, state)
 

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from airflow_provider_edgeimpulse.emulator.errors import ApiError, bad_request, not_found
 from airflow_provider_edgeimpulse.emulator.jobs import LOG_LEVELS
+from airflow_provider_edgeimpulse.emulator.model import profile_from, profile_json
 from airflow_provider_edgeimpulse.emulator.web_util import json_body, ok, path_int, state_of
 
 _RESPONSE_KEYS = {"status", "count", "duration_s", "retry_after", "body", "content_type"}
@@ -81,6 +82,19 @@ async def write_job_log(request: web.Request) -> web.Response:
         raise ApiError(409, f"Job {job.id} already finished")
     state.jobs.write(job, data * repeat, level)
     return ok({"job": job.control_json()})
+
+
+async def set_next_model(request: web.Request) -> web.Response:
+    """
+    The model the next successful training job makes: ``{"miss_every"?, "wrong_labels"?,
+    "variant_accuracy_drop"?, "size_factor"?, "latency_factor"?}`` (see ``emulator/model.py``).
+    """
+    project = state_of(request).project
+    try:
+        project.next_model = profile_from(await json_body(request))
+    except ValueError as exc:
+        raise bad_request(str(exc)) from None
+    return ok({"current": profile_json(project.model), "next": profile_json(project.next_model)})
 
 
 async def list_jobs(request: web.Request) -> web.Response:
@@ -204,6 +218,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/_emulator/jobs", list_jobs)
     app.router.add_post(r"/_emulator/jobs/{jobId:\d+}/finish", finish_job)
     app.router.add_post(r"/_emulator/jobs/{jobId:\d+}/log", write_job_log)
+    app.router.add_post("/_emulator/next-model", set_next_model)
     app.router.add_get("/_emulator/faults", get_faults)
     app.router.add_post("/_emulator/faults", add_fault)
     app.router.add_delete("/_emulator/faults", clear_faults)

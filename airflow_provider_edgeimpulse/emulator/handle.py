@@ -106,6 +106,10 @@ class EmulatorHandle:
         body = {"data": data, "repeat": repeat, "level": level}
         return dict(self._call("POST", f"jobs/{job_id}/log", body)["job"])
 
+    def next_model(self, **profile: Any) -> dict[str, Any]:
+        """What the next successful training job makes (see ``emulator/model.py``): worse, bigger or slower."""
+        return dict(self._call("POST", "next-model", profile))
+
     def requests(self) -> dict[str, Any]:
         return dict(self._call("GET", "requests"))
 

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from airflow_provider_edgeimpulse.emulator.clock import Monotonic, iso, utcnow
+from airflow_provider_edgeimpulse.emulator.model import ModelProfile
 from airflow_provider_edgeimpulse.emulator.samples import Sample, data_summary
 from airflow_provider_edgeimpulse.emulator.tuner import TunerRun
 
@@ -100,6 +101,10 @@ class ProjectData:
     classified: bool = False
     evaluated: bool = False
     compute_ms: int = 0
+    model: ModelProfile = field(default_factory=ModelProfile)
+    model_trained: datetime | None = None
+    # What the next successful training job makes (None: the same kind of model as now).
+    next_model: ModelProfile | None = None
     clock: Monotonic = field(default_factory=Monotonic)
     _next_sample_id: int = 1
     _next_impulse_id: int = IMPULSE_ID + 1
@@ -129,6 +134,13 @@ class ProjectData:
         self._next_sample_id += 1
         self.samples[sample.id] = sample
         return sample
+
+    def trained(self) -> None:
+        """A training job succeeded: the impulse is complete and holds the model it made."""
+        self.impulse_complete = True
+        self.model_trained = self.clock.now()
+        if self.next_model is not None:
+            self.model, self.next_model = self.next_model, None
 
     def new_impulse_id(self) -> int:
         self._next_impulse_id += 1
@@ -179,7 +191,12 @@ class ProjectData:
 def seed_project(project_id: int, owner: str) -> ProjectData:
     created = utcnow() - timedelta(days=7)
     project = ProjectData(
-        id=project_id, name="Emulated gestures", owner=owner, created=created, impulse=seeded_impulse()
+        id=project_id,
+        name="Emulated gestures",
+        owner=owner,
+        created=created,
+        impulse=seeded_impulse(),
+        model_trained=created + timedelta(hours=1),
     )
     moment = created
     for category, per_label in (("training", SEED_TRAINING_PER_LABEL), ("testing", SEED_TESTING_PER_LABEL)):

@@ -81,12 +81,7 @@ def _cycles(request: web.Request, body: dict[str, Any]) -> int:
 
 
 def _mark_trained(request: web.Request) -> Callable[[], None]:
-    project = state_of(request).project
-
-    def effect() -> None:
-        project.impulse_complete = True
-
-    return effect
+    return state_of(request).project.trained
 
 
 async def retrain(request: web.Request) -> web.Response:
@@ -113,7 +108,7 @@ async def retrain(request: web.Request) -> web.Response:
     return started(job)
 
 
-def _learn_block(request: web.Request, kinds: tuple[str, ...]) -> dict[str, Any]:
+def learn_block_of(request: web.Request, kinds: tuple[str, ...]) -> dict[str, Any]:
     learn_id = path_int(request, "learnId")
     block = state_of(request).project.learn_block(learn_id)
     if block is None:
@@ -124,7 +119,7 @@ def _learn_block(request: web.Request, kinds: tuple[str, ...]) -> dict[str, Any]
 
 
 async def train_keras(request: web.Request) -> web.Response:
-    block = _learn_block(request, ("keras",))
+    block = learn_block_of(request, ("keras",))
     body = await json_body(request)
     cycles = _cycles(request, body)
     rate = body.get("learningRate")
@@ -143,7 +138,7 @@ async def train_keras(request: web.Request) -> web.Response:
 
 
 async def train_anomaly(request: web.Request) -> web.Response:
-    block = _learn_block(request, ("anomaly",))
+    block = learn_block_of(request, ("anomaly",))
     body = await json_body(request)
     axes = body.get("axes")
     if axes is not None and (not isinstance(axes, list) or not all(isinstance(a, int) for a in axes)):
