@@ -628,6 +628,19 @@ class EdgeImpulseHook(BaseHook):
         """Results of ``start_classify`` on the test set (``classify/all/result``)."""
         return self._get("classify/all/result", {"impulseId": impulse_id})
 
+    def get_model_variant_metrics(self, impulse_id: int | None = None) -> list[dict[str, Any]]:
+        """The last model testing's accuracy per model variant (``classify/all/metrics``): ``[{variant, accuracy?}]``."""
+        metrics = self._get("classify/all/metrics", {"impulseId": impulse_id}).get("metrics")
+        return [m for m in metrics if isinstance(m, dict)] if isinstance(metrics, list) else []
+
+    def get_keras_metadata(self, learn_id: int, *, exclude_labels: bool = True) -> dict[str, Any]:
+        """
+        A trained Keras block's metadata (``training/keras/{learnId}/metadata``): ``modelValidationMetrics``,
+        one per model variant, each with ``onDevicePerformance`` per target device (latency, RAM and ROM per
+        engine). ``exclude_labels`` leaves out the dataset's labels, which are big on regression projects.
+        """
+        return self._get(f"training/keras/{int(learn_id)}/metadata", {"excludeLabels": exclude_labels})
+
     # -- EON Tuner -----------------------------------------------------------------------------------------
 
     def get_optimize_config(self) -> dict[str, Any]:

@@ -368,6 +368,20 @@ def test_model_testing_and_evaluation_results(hook: EdgeImpulseHook, ei: Any) ->
     assert evaluation["success"] is True
 
 
+def test_model_variant_metrics_and_keras_metadata(hook: EdgeImpulseHook, ei: Any) -> None:
+    _finish(ei, hook.start_classify(model_variants=["int8", "float32"]))
+    metrics = hook.get_model_variant_metrics(impulse_id=IMPULSE_ID)
+    assert [m["variant"] for m in metrics] == ["int8", "float32"]
+    assert all(0 < m["accuracy"] <= 1 for m in metrics)
+    metadata = hook.get_keras_metadata(KERAS_ID)
+    assert metadata["labels"] == []  # excludeLabels=true by default
+    assert hook.get_keras_metadata(KERAS_ID, exclude_labels=False)["labels"] == ["idle", "updown", "wave"]
+    devices = metadata["modelValidationMetrics"][0]["onDevicePerformance"]
+    assert {"mcu", "latency", "eon", "tflite"} <= set(devices[0])
+    with pytest.raises(EdgeImpulseAPIError, match="not found"):
+        hook.get_keras_metadata(99)
+
+
 # -- EON Tuner ------------------------------------------------------------------------------------------------
 
 
