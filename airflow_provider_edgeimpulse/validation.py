@@ -179,6 +179,14 @@ def optional_number(name: str, value: Any, *, minimum: float | None = None) -> f
     return number
 
 
+def optional_fraction(name: str, value: Any) -> float | None:
+    """A share between 0 and 1 (an accuracy, an F1 score, an allowed drop), given as a number or its text."""
+    number = optional_number(name, value, minimum=0)
+    if number is not None and number > 1:
+        raise ValueError(f"{name} is a fraction between 0 and 1, got {shown(value)}")
+    return number
+
+
 def positive_seconds(name: str, value: Any, *, text: bool = False) -> float:
     """``value`` as a positive, finite number of seconds; with ``text``, a rendered template's digits too."""
     seconds = math.nan

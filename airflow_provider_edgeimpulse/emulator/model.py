@@ -91,13 +91,14 @@ def profile_from(body: dict[str, Any]) -> ModelProfile:
         ):
             raise ValueError(f"'variant_accuracy_drop' maps some of {list(VARIANT_ACCURACY_OFFSET)} to 0..1")
         profile = replace(profile, variant_accuracy_drop={str(v): float(d) for v, d in drops.items()})
-    for key in ("size_factor", "latency_factor"):
-        if key in body:
-            value = body[key]
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1000:
-                raise ValueError(f"'{key}' must be a number above 0 and at most 1000")
-            profile = replace(profile, **{key: float(value)})
-    return profile
+    return replace(profile, size_factor=_factor(body, "size_factor"), latency_factor=_factor(body, "latency_factor"))
+
+
+def _factor(body: dict[str, Any], key: str) -> float:
+    value = body.get(key, 1.0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1000:
+        raise ValueError(f"'{key}' must be a number above 0 and at most 1000")
+    return float(value)
 
 
 def profile_json(profile: ModelProfile) -> dict[str, Any]:

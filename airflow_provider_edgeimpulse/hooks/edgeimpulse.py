@@ -629,7 +629,7 @@ class EdgeImpulseHook(BaseHook):
         return self._get("classify/all/result", {"impulseId": impulse_id})
 
     def get_model_variant_metrics(self, impulse_id: int | None = None) -> list[dict[str, Any]]:
-        """The last model testing's accuracy per model variant (``classify/all/metrics``): ``[{variant, accuracy?}]``."""
+        """The last model testing's accuracy per variant (``classify/all/metrics``): ``[{variant, accuracy?}]``."""
         metrics = self._get("classify/all/metrics", {"impulseId": impulse_id}).get("metrics")
         return [m for m in metrics if isinstance(m, dict)] if isinstance(metrics, list) else []
 

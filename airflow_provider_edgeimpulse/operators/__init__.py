@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from airflow_provider_edgeimpulse.operators.deployment import EdgeImpulseBuildDeploymentOperator
     from airflow_provider_edgeimpulse.operators.impulse import EdgeImpulseCreateImpulseOperator
     from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator
+    from airflow_provider_edgeimpulse.operators.model_gate import EdgeImpulseModelGateOperator
     from airflow_provider_edgeimpulse.operators.model_testing import EdgeImpulseModelTestingOperator
     from airflow_provider_edgeimpulse.operators.training import (
         EdgeImpulseGenerateFeaturesOperator,
@@ -31,6 +32,7 @@ _LAZY = {
     "EdgeImpulseTrainOperator": "training",
     "EdgeImpulseGenerateFeaturesOperator": "training",
     "EdgeImpulseModelTestingOperator": "model_testing",
+    "EdgeImpulseModelGateOperator": "model_gate",
     "EdgeImpulseBuildDeploymentOperator": "deployment",
     "EdgeImpulseStartEONTunerOperator": "tuner",
     "EdgeImpulseSetTunerPrimaryOperator": "tuner",
@@ -44,6 +46,7 @@ __all__ = [
     "EdgeImpulseBuildDeploymentOperator",
     "EdgeImpulseCreateImpulseOperator",
     "EdgeImpulseGenerateFeaturesOperator",
+    "EdgeImpulseModelGateOperator",
     "EdgeImpulseModelTestingOperator",
     "EdgeImpulseRetrainOperator",
     "EdgeImpulseRunJobOperator",

@@ -113,10 +113,7 @@ class EdgeImpulseModelTestingOperator(EdgeImpulseRunJobOperator):
         self.min_accuracy = min_accuracy
 
     def _min_accuracy(self) -> float | None:
-        value = _params.optional_number("min_accuracy", self.min_accuracy, minimum=0)
-        if value is not None and value > 1:
-            raise ValueError(f"min_accuracy is a fraction between 0 and 1, got {self.min_accuracy!r}")
-        return value
+        return _params.optional_fraction("min_accuracy", self.min_accuracy)
 
     def job_request(self, hook: EdgeImpulseHook, context: Context) -> JobRequest:
         impulse_id = _params.optional_int("impulse_id", self.impulse_id, minimum=1)
