@@ -58,18 +58,25 @@ def label_f1(confusion: dict[str, Any]) -> dict[str, float | None]:
     return scores
 
 
-def _per_name_limits(name: str, value: Any, known: Sequence[str], what: str) -> dict[str, float]:
-    """A limit for every name (a number) or for some (a dict); a name Studio does not report is an error."""
+def _given_limits(name: str, value: Any) -> dict[str, float] | float | None:
+    """One limit (a number) or one per name (a dict, or its JSON text), each a fraction."""
     if value is None:
-        return {}
+        return None
     if isinstance(value, dict) or (isinstance(value, str) and value.strip().startswith("{")):
         given = _params.optional_dict(name, value) or {}
-        unknown = sorted(set(given) - set(known))
-        if unknown:
-            raise ValueError(f"{name}: unknown {what}(s) {unknown}; the project has {list(known)}")
         return {key: _fraction(f"{name}[{key}]", limit) for key, limit in given.items()}
-    limit = _fraction(name, value)
-    return dict.fromkeys(known, limit)
+    return _fraction(name, value)
+
+
+def _per_name_limits(name: str, value: Any, known: Sequence[str], what: str) -> dict[str, float]:
+    """A limit for every name or for some; a name Studio does not report is an error listing those it does."""
+    given = _given_limits(name, value)
+    if not isinstance(given, dict):
+        return {} if given is None else dict.fromkeys(known, given)
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise ValueError(f"{name}: unknown {what}(s) {unknown}; the project has {list(known)}")
+    return given
 
 
 def _fraction(name: str, value: Any) -> float:
@@ -178,8 +185,8 @@ class EdgeImpulseModelGateOperator(EdgeImpulseBaseOperator):
         self.impulse_id = impulse_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        judge = _Judge(self.hook, _params.optional_int("impulse_id", self.impulse_id, minimum=1))
         self._check_inputs()
+        judge = _Judge(self.hook, _params.optional_int("impulse_id", self.impulse_id, minimum=1))
         self._testing_checks(judge)
         self._variant_checks(judge)
         self._device_checks(judge)
@@ -223,11 +230,22 @@ class EdgeImpulseModelGateOperator(EdgeImpulseBaseOperator):
         unknown = sorted(set(baseline) - set(BASELINE_KEYS))
         if unknown:
             raise ValueError(f"baseline: unknown key(s) {unknown}; expected some of {list(BASELINE_KEYS)}")
-        return baseline
+        # An earlier verdict's figure that Studio did not report (None) has nothing to compare with.
+        checked: dict[str, Any] = {}
+        if baseline.get("accuracy") is not None:
+            checked["accuracy"] = _fraction("baseline.accuracy", baseline["accuracy"])
+        for key in BASELINE_KEYS[1:]:
+            if key in baseline:
+                per_name = _params.optional_dict(f"baseline.{key}", baseline[key]) or {}
+                checked[key] = _given_limits(f"baseline.{key}", {k: v for k, v in per_name.items() if v is not None})
+        return checked
 
     def _check_inputs(self) -> None:
         """Everything that needs no answer from Studio, checked before the first request."""
         _params.optional_fraction("min_accuracy", self.min_accuracy)
+        _given_limits("min_label_accuracy", self.min_label_accuracy)
+        _given_limits("min_label_f1", self.min_label_f1)
+        _given_limits("min_variant_accuracy", self.min_variant_accuracy)
         _params.optional_fraction("max_drop", self.max_drop)
         _params.optional_int("learn_id", self.learn_id, minimum=1)
         _params.optional_str("device_variant", self.device_variant, choices=MODEL_VARIANTS)
@@ -300,14 +318,9 @@ class EdgeImpulseModelGateOperator(EdgeImpulseBaseOperator):
         if not baseline:
             return
         drop = _params.optional_fraction("max_drop", self.max_drop) or 0.0
-
-        def limit_of(name: str, value: Any) -> float:
-            return round(max(0.0, _fraction(name, value) - drop), 6)
-
         if "accuracy" in baseline:
-            judge.at_least(
-                "regression[accuracy]", judge.testing()["accuracy"], limit_of("baseline.accuracy", baseline["accuracy"])
-            )
+            limit = max(0.0, baseline["accuracy"] - drop)
+            judge.at_least("regression[accuracy]", judge.testing()["accuracy"], round(limit, 6))
         sources: dict[str, Callable[[], dict[str, float | None]]] = {
             "label_accuracy": lambda: {k: v["accuracy"] for k, v in judge.testing()["per_label"].items()},
             "variant_accuracy": judge.variants,
@@ -315,13 +328,12 @@ class EdgeImpulseModelGateOperator(EdgeImpulseBaseOperator):
         for key, figures_of in sources.items():
             if key not in baseline:
                 continue
-            earlier = _params.optional_dict(f"baseline.{key}", baseline[key]) or {}
             now = figures_of()
-            unknown = sorted(set(earlier) - set(now))
+            unknown = sorted(set(baseline[key]) - set(now))
             if unknown:
                 raise ValueError(f"baseline.{key}: unknown name(s) {unknown}; the project has {list(now)}")
-            for name, value in earlier.items():
-                judge.at_least(f"regression[{key}][{name}]", now[name], limit_of(f"baseline.{key}[{name}]", value))
+            for name, earlier in baseline[key].items():
+                judge.at_least(f"regression[{key}][{name}]", now[name], round(max(0.0, earlier - drop), 6))
 
 
 class _Judge:

@@ -35,6 +35,7 @@ from airflow_provider_edgeimpulse.operators.data import (
 from airflow_provider_edgeimpulse.operators.deployment import EdgeImpulseBuildDeploymentOperator
 from airflow_provider_edgeimpulse.operators.impulse import EdgeImpulseCreateImpulseOperator
 from airflow_provider_edgeimpulse.operators.job import EdgeImpulseJobFailed, EdgeImpulseRunJobOperator
+from airflow_provider_edgeimpulse.operators.model_gate import EdgeImpulseModelGateOperator
 from airflow_provider_edgeimpulse.operators.model_testing import EdgeImpulseModelTestingOperator
 from airflow_provider_edgeimpulse.operators.training import (
     EdgeImpulseGenerateFeaturesOperator,
@@ -791,6 +792,59 @@ def _(env: Env) -> Call:
 @case("op-testing-min-accuracy-range", ValueError, "min_accuracy is a fraction between 0 and 1", "85", remote=LOCAL)
 def _(env: Env) -> Call:
     return execute(EdgeImpulseModelTestingOperator(task_id="t", min_accuracy=85))
+
+
+@case("op-gate-no-check", ValueError, "the gate has no check", "min_accuracy", remote=LOCAL)
+def _(env: Env) -> Call:
+    return execute(EdgeImpulseModelGateOperator(task_id="t"))
+
+
+@case(
+    "op-gate-label-limit-percent",
+    ValueError,
+    "min_label_accuracy[wave] is a fraction between 0 and 1",
+    "90",
+    remote=LOCAL,
+)
+def _(env: Env) -> Call:
+    return execute(EdgeImpulseModelGateOperator(task_id="t", min_label_accuracy={"wave": 90}))
+
+
+@case("op-gate-budget-without-device", ValueError, "device: name the target device", "max_ram_bytes", remote=LOCAL)
+def _(env: Env) -> Call:
+    return execute(EdgeImpulseModelGateOperator(task_id="t", max_ram_bytes=65536))
+
+
+@case("op-gate-ram-text", ValueError, "max_ram_bytes must be a number", "'64k'", remote=LOCAL)
+def _(env: Env) -> Call:
+    op = in_dag(
+        lambda: EdgeImpulseModelGateOperator(task_id="t", device="cortex-m4f-80mhz", max_ram_bytes="{{ params.ram }}")
+    )
+    return render_and_execute(op, ram="64k")
+
+
+@case("op-gate-unknown-engine", ValueError, "engine must be one of", "'tensorrt'", remote=LOCAL)
+def _(env: Env) -> Call:
+    return execute(
+        EdgeImpulseModelGateOperator(task_id="t", device="cortex-m4f-80mhz", engine="tensorrt", max_latency_ms=10)
+    )
+
+
+@case("op-gate-baseline-unknown-key", ValueError, "baseline: unknown key(s) ['acc']", "'accuracy'", remote=LOCAL)
+def _(env: Env) -> Call:
+    return execute(EdgeImpulseModelGateOperator(task_id="t", baseline={"acc": 0.9}))
+
+
+@case("op-gate-unknown-device", ValueError, "device: 'esp32'", "cortex-m4f-80mhz / Cortex-M4F 80MHz", remote=NO_JOB)
+def _(env: Env) -> Call:
+    return execute(EdgeImpulseModelGateOperator(task_id="t", device="esp32", max_latency_ms=10))
+
+
+@case("op-gate-device-variant-not-profiled", ValueError, "device_variant: 'akida'", "'int8", remote=NO_JOB)
+def _(env: Env) -> Call:
+    return execute(
+        EdgeImpulseModelGateOperator(task_id="t", device="cortex-m4f-80mhz", device_variant="akida", max_ram_bytes=1)
+    )
 
 
 @case("op-tuner-latency-text", ValueError, "target_latency must be an integer", "'fast'", remote=LOCAL)
