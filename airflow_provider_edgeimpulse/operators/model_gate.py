@@ -194,16 +194,14 @@ class EdgeImpulseModelGateOperator(EdgeImpulseBaseOperator):
         verdict = judge.verdict()
         context["ti"].xcom_push(key=VERDICT_XCOM_KEY, value=verdict)
         for check in verdict["checks"]:
-            self.log.info(
-                "%s %s: %s (limit %s)", "PASS" if check["passed"] else "FAIL", check["name"], check["figure"],
-                check["limit"],
-            )  # fmt: skip
+            outcome = "PASS" if check["passed"] else "FAIL"
+            self.log.info("%s %s: %s (limit %s)", outcome, check["name"], check["figure"], check["limit"])
         if not verdict["passed"]:
             self.log.error(
                 "Model gate failed: %s. Nothing after this gate runs, so the last good version and deployment stay "
                 "as they are. The project itself now holds the failed model: to roll back, restore the last good "
-                "version (Studio: Dashboard > Versions > Restore, into a new project; API: POST "
-                "/api/{projectId}/jobs/restore with that version's id), or retrain with the settings that made it.",
+                "version into a new project (Studio's Versions page, or POST /api/{projectId}/jobs/restore with that "
+                "version's id), or retrain with the settings that made it.",
                 ", ".join(verdict["failed"]),
             )
             raise EdgeImpulseModelGateError(
