@@ -12,7 +12,7 @@ AF2_STAMP := $(AF2_VENV)/.installed-$(AF2_VERSION)
 # Seconds one test may take on 2.11 before pytest-timeout fails it: a hang must not eat CI's 90 minutes.
 AF2_TEST_TIMEOUT ?= 120
 
-.PHONY: venv venv-af2 demo test lint typecheck unit e2e browser test-af2 bench chaos clean
+.PHONY: venv venv-af2 demo test lint typecheck unit e2e browser services test-af2 bench chaos clean
 
 venv: $(STAMP)
 
@@ -40,8 +40,14 @@ unit: venv
 browser:
 	-bash scripts/e2e/install_browser.sh
 
+# Debian's PostgreSQL and Redis for the production-shaped stack (needs root; a no-op once installed; the stack
+# starts its own throw-away servers on free ports, never the system's).
+services:
+	bash scripts/e2e/install_services.sh
+
 # A real Airflow (scheduler, dag-processor, triggerer, api-server) + the emulator; logs in test-artifacts/e2e/.
-e2e: venv browser
+# Also the production shape: PostgreSQL, Redis, two Celery workers, two triggerers, the provider from its wheel.
+e2e: venv browser services
 	$(BIN)/python -m pytest -q -m e2e tests/e2e
 
 venv-af2: $(AF2_STAMP)

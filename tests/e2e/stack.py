@@ -25,6 +25,10 @@ Choices (each one on purpose):
   to the api-server's execution API; two random secrets would reject every task.
 - ``[core] test_connection = Enabled`` so the UI's Test button and ``POST /api/v2/connections/test`` work.
 - The connection ``edgeimpulse_default`` comes from ``AIRFLOW_CONN_EDGEIMPULSE_DEFAULT`` (JSON form).
+- ``StackSettings.distributed``: the production shape instead: PostgreSQL and Redis (services.py) under a
+  ``CeleryExecutor`` with ``celery_workers`` Celery workers (each its own log-server port), the Celery result
+  backend in PostgreSQL. ``python`` may be another interpreter (``wheel_venv``: the provider installed from its built
+  wheel), and then no inherited PYTHONPATH reaches the stack, so nothing is imported from the work tree.
 - Every process starts in its own session (process group). ``stop()`` sends SIGTERM to each group, SIGKILL after
   a bound, and then looks for any process still carrying this stack's marker variable in its environment
   (children that left the group included), kills those and reports them.
@@ -35,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -51,6 +56,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
+
+from tests.e2e.services import PostgresCluster, RedisServer
 
 REPO = Path(__file__).resolve().parents[2]
 # EI_E2E_ARTIFACTS: another folder, so two e2e runs side by side do not empty each other's evidence.
@@ -120,6 +127,15 @@ class StackSettings:
     # values let a second triggerer (``start_triggerer``) adopt a stalled one's triggers within seconds.
     triggerer_heartbeat_s: int | None = None
     triggerer_health_check_threshold_s: int | None = None
+    # The first triggerer's ``--capacity`` (Airflow's default, 1000, when None).
+    triggerer_capacity: int | None = None
+    # PostgreSQL + Redis + CeleryExecutor with this many Celery workers of ``celery_concurrency`` slots each.
+    distributed: bool = False
+    celery_workers: int = 2
+    celery_concurrency: int = 4
+    # [scheduler] task_instance_heartbeat_timeout (Airflow's 300 s when None): how soon a task whose worker died
+    # is failed (and retried).
+    task_heartbeat_timeout_s: int | None = None
 
 
 @dataclass
@@ -128,6 +144,9 @@ class Component:
     argv: list[str]
     log: Path
     proc: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)  # on top of the stack's environment
+    user: str | None = None  # another OS user to run as (PostgreSQL's server under root)
+    killed: bool = False  # by the test (``AirflowStack.kill``): its death is no failure of the stack
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -225,6 +244,8 @@ class AirflowStack:
         self._token: str | None = None
         self._stopped = False
         self.timings: dict[str, float] = {}
+        self.postgres = PostgresCluster(free_port(), settings.artifacts) if settings.distributed else None
+        self.redis = RedisServer(free_port()) if settings.distributed else None
 
     # -- environment and configuration ---------------------------------------------------------------------------
 
@@ -245,7 +266,7 @@ class AirflowStack:
         env.update(
             {
                 "AIRFLOW_HOME": str(self.home),
-                "PYTHONPATH": os.pathsep.join(p for p in (str(self.home), os.environ.get("PYTHONPATH", "")) if p),
+                "PYTHONPATH": os.pathsep.join(p for p in (str(self.home), self._inherited_pythonpath()) if p),
                 MARKER_VAR: self.stack_id,
                 "PYTHONUNBUFFERED": "1",
                 # The example DAGs read these at parse time; pinned so a developer's Variables cannot change them.
@@ -260,13 +281,28 @@ class AirflowStack:
             env["AIRFLOW_CONN_EDGEIMPULSE_DEFAULT"] = self.connection_json()
         return env
 
+    def _inherited_pythonpath(self) -> str:
+        """The caller's PYTHONPATH, unless the stack runs another interpreter, which must import only its own."""
+        return os.environ.get("PYTHONPATH", "") if self.settings.python == Path(sys.executable) else ""
+
+    def _database_config(self) -> dict[str, str]:
+        if self.postgres is not None:
+            return {"sql_alchemy_conn": self.postgres.sqlalchemy_url}
+        return {
+            "sql_alchemy_conn": f"sqlite:///{self.home / 'airflow.db'}",
+            # Four processes write to one SQLite file: a write may wait on the lock longer than pysqlite's
+            # default 5 s, which the api-server would turn into an HTTP 500 for the test.
+            "sql_alchemy_connect_args": f"{_DB_ARGS_MODULE}.CONNECT_ARGS",
+            "sql_alchemy_connect_args_async": f"{_DB_ARGS_MODULE}.CONNECT_ARGS",
+        }
+
     def _write_config(self) -> None:
         artifacts = self.settings.artifacts
         passwords = self.home / "simple_auth_manager_passwords.json"
         passwords.write_text(json.dumps({ADMIN_USER: self.password}) + "\n")
         cfg = {
             "core": {
-                "executor": "LocalExecutor",
+                "executor": "CeleryExecutor" if self.settings.distributed else "LocalExecutor",
                 "load_examples": "False",
                 "dags_folder": str(self.settings.dag_folders[0]),
                 "fernet_key": _fernet_key(),
@@ -277,13 +313,7 @@ class AirflowStack:
                 "test_connection": "Enabled",
                 "default_task_retries": "0",
             },
-            "database": {
-                "sql_alchemy_conn": f"sqlite:///{self.home / 'airflow.db'}",
-                # Four processes write to one SQLite file: a write may wait on the lock longer than pysqlite's
-                # default 5 s, which the api-server would turn into an HTTP 500 for the test.
-                "sql_alchemy_connect_args": f"{_DB_ARGS_MODULE}.CONNECT_ARGS",
-                "sql_alchemy_connect_args_async": f"{_DB_ARGS_MODULE}.CONNECT_ARGS",
-            },
+            "database": self._database_config(),
             "api": {"host": "127.0.0.1", "port": str(self.port), "base_url": self.url, "workers": "1"},
             "api_auth": {"jwt_secret": secrets.token_urlsafe(32)},
             "workers": {"min_heartbeat_interval": "1"},
@@ -302,6 +332,17 @@ class AirflowStack:
         }
         if any(value is not None for value in triggerer.values()):
             cfg["triggerer"] = {key: str(value) for key, value in triggerer.items() if value is not None}
+        if self.settings.task_heartbeat_timeout_s is not None:
+            cfg["scheduler"] = {
+                "task_instance_heartbeat_timeout": str(self.settings.task_heartbeat_timeout_s),
+                "task_instance_heartbeat_timeout_detection_interval": "2",
+            }
+        if self.postgres is not None and self.redis is not None:
+            cfg["celery"] = {
+                "broker_url": self.redis.url,
+                "result_backend": f"db+{self.postgres.sqlalchemy_url.replace('+psycopg2', '')}",
+                "worker_concurrency": str(self.settings.celery_concurrency),
+            }
         (self.home / f"{_DB_ARGS_MODULE}.py").write_text(f"CONNECT_ARGS = {{'timeout': {SQLITE_LOCK_WAIT_S}}}\n")
         lines: list[str] = []
         for section, options in cfg.items():
@@ -326,25 +367,70 @@ class AirflowStack:
         began = time.monotonic()
         try:
             self._start_emulator()
+            self._start_services()
             self._write_config()
             self._migrate()
+            capacity = self.settings.triggerer_capacity
             for name, argv in (
                 ("api-server", [self.airflow_bin, "api-server", "--host", "127.0.0.1", "--port", str(self.port)]),
                 ("scheduler", [self.airflow_bin, "scheduler"]),
                 ("dag-processor", [self.airflow_bin, "dag-processor"]),
-                ("triggerer", [self.airflow_bin, "triggerer"]),
+                ("triggerer", self._triggerer_argv(capacity)),
             ):
                 self._spawn(name, argv)
+            workers = [self._start_celery_worker(n) for n in range(1, self.settings.celery_workers + 1)]
             self._wait_healthy()
+            for worker in workers if self.settings.distributed else []:
+                self._wait_celery_worker(worker)
         except BaseException:
             self.stop()
             raise
         self.timings["start_s"] = time.monotonic() - began
 
-    def start_triggerer(self, name: str) -> Component:
+    def start_triggerer(self, name: str, capacity: int | None = None) -> Component:
         """One more triggerer process beside the running stack (Airflow spreads triggers over all of them)."""
         self._check_alive()
-        return self._spawn(name, [self.airflow_bin, "triggerer"])
+        # Its own log-server port: the first triggerer holds the configured one.
+        env = {"AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port())}
+        return self._spawn(name, self._triggerer_argv(capacity), env=env)
+
+    def _triggerer_argv(self, capacity: int | None) -> list[str]:
+        return [self.airflow_bin, "triggerer", *(["--capacity", str(capacity)] if capacity else [])]
+
+    def _start_celery_worker(self, number: int) -> Component | None:
+        if not self.settings.distributed:
+            return None
+        name = f"celery-worker-{number}"
+        argv = [self.airflow_bin, "celery", "worker", "--celery-hostname", f"{name}@%h"]
+        argv += ["--concurrency", str(self.settings.celery_concurrency), "--without-gossip", "--without-mingle"]
+        return self._spawn(name, argv, env={"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())})
+
+    def _wait_celery_worker(self, worker: Component | None) -> None:
+        if worker is None:
+            return
+
+        def ready() -> bool | None:
+            self._check_alive()
+            return True if re.search(rf"\b{worker.name}@\S+ ready\.", worker.log_tail(100_000)) else None
+
+        wait_until(ready, timeout=self.settings.start_timeout_s, what=f"{worker.name} to be ready", interval=0.5)
+
+    def _start_services(self) -> None:
+        """PostgreSQL and Redis for a distributed stack, each its own component (stopped after Airflow)."""
+        if self.postgres is None or self.redis is None:
+            return
+        began = time.monotonic()
+        self.postgres.init(self.settings.artifacts / "initdb.log")
+        self._spawn("postgres", self.postgres.server_argv(), user=self.postgres.user)
+        self._spawn("redis", self.redis.server_argv())
+        for service in (self.postgres, self.redis):
+
+            def ready(service: PostgresCluster | RedisServer = service) -> bool | None:
+                self._check_alive()
+                return service.ready() or None
+
+            wait_until(ready, timeout=60, what=f"{type(service).__name__} to accept connections")
+        self.timings["services_s"] = time.monotonic() - began
 
     def component(self, name: str) -> Component:
         (found,) = [c for c in self.components if c.name == name]
@@ -356,12 +442,43 @@ class AirflowStack:
         if proc is not None:
             os.killpg(proc.pid, sig)
 
-    def _spawn(self, name: str, argv: list[str]) -> Component:
-        component = Component(name, argv, self.settings.artifacts / f"{name}.log")
+    def kill(self, name: str) -> None:
+        """
+        SIGKILL a component and everything it started, as when its node is lost, and wait until it is gone.
+
+        Its process group, and the groups its descendants made of their own (Airflow's task supervisor puts each
+        task process in a group of its own, so the group alone would leave the task running).
+        """
+        component = self.component(name)
+        assert component.proc is not None
+        component.killed = True
+        groups = {component.proc.pid} | {stat["pgrp"] for stat in _descendants(component.proc.pid)}
+        for pgrp in groups:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgrp, signal.SIGKILL)
+        if not _wait_group_gone(component.proc, time.monotonic() + 30):
+            raise StackError(f"{name} outlived SIGKILL")
+
+    def owner_of(self, pid: int) -> Component:
+        """The component that started process ``pid``, at any depth."""
+        by_pid = {c.proc.pid: c for c in self.components if c.proc is not None}
+        parents = {stat["pid"]: stat["ppid"] for stat in _proc_stats()}
+        current: int | None = pid
+        while current:
+            if current in by_pid:
+                return by_pid[current]
+            current = parents.get(current)
+        raise StackError(f"process {pid} belongs to no component of the stack")
+
+    def _spawn(
+        self, name: str, argv: list[str], *, env: dict[str, str] | None = None, user: str | None = None
+    ) -> Component:
+        component = Component(name, argv, self.settings.artifacts / f"{name}.log", env=env or {}, user=user)
         with component.log.open("ab") as log:
             component.proc = subprocess.Popen(
                 argv,
-                env=self.env(),
+                env={**self.env(), **component.env},
+                user=user,
                 cwd=self.workdir,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -407,7 +524,7 @@ class AirflowStack:
 
     def _check_alive(self) -> None:
         for component in self.components:
-            if not component.alive():
+            if not component.alive() and not component.killed:
                 code = component.proc.returncode if component.proc else None
                 raise StackError(f"{component.name} exited ({code}); its log ends:\n{component.log_tail()}")
 
@@ -432,10 +549,14 @@ class AirflowStack:
         self._stopped = True
         began = time.monotonic()
         # Airflow's processes together (the triggerer alone takes ~10 s to wind down), the emulator, which their
-        # tasks call, after them.
-        self._stop_groups([c for c in self.components if c.name != "emulator"])
-        self._stop_groups([c for c in self.components if c.name == "emulator"])
+        # tasks call, and the services they use after them.
+        backing = ("emulator", "postgres", "redis")
+        self._stop_groups([c for c in self.components if c.name not in backing])
+        self._stop_groups([c for c in self.components if c.name in backing])
         self.leftovers = self._kill_marked_processes()
+        for service in (self.postgres, self.redis):
+            if service is not None:
+                service.remove()
         shutil.rmtree(self.home, ignore_errors=True)
         shutil.rmtree(self.workdir, ignore_errors=True)
         self.timings["stop_s"] = time.monotonic() - began
@@ -525,6 +646,57 @@ class AirflowStack:
         return "\n".join(f"===== {c.name} =====\n{c.log_tail(2500)}" for c in self.components)
 
 
+def wheel_venv(folder: Path) -> Path:
+    """
+    A virtualenv in ``folder`` with the provider installed from its wheel, built here from the work tree; its python.
+
+    Everything else is pinned to what the calling interpreter has (``uv pip freeze``), so both run the same Airflow
+    and the install comes from uv's cache. The work tree itself is not importable there: a file the wheel lacks is
+    missing for the stack too.
+    """
+    uv = [str(Path(sys.executable).with_name("uv"))]
+    dist, venv = folder / "dist", folder / "venv"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    log = folder / "install.log"
+
+    def run(argv: list[str]) -> str:
+        with log.open("a") as out:
+            out.write(f"$ {' '.join(argv)}\n")
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False, cwd=folder)
+        with log.open("a") as out:
+            out.write(result.stdout + result.stderr)
+        if result.returncode != 0:
+            raise StackError(f"{argv[:4]} failed ({result.returncode}): {result.stderr[-3000:]}")
+        return result.stdout
+
+    run([sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir", str(dist), str(REPO)])
+    (wheel,) = dist.glob("airflow_provider_edgeimpulse-*.whl")
+    frozen = run([*uv, "pip", "freeze", "--python", sys.executable])
+    # Pins by name only: the work tree's own editable line is neither installable nor wanted.
+    pins = [
+        line for line in frozen.splitlines() if "==" in line and not line.startswith("airflow-provider-edgeimpulse")
+    ]
+    (folder / "constraints.txt").write_text("\n".join(pins) + "\n")
+    run([*uv, "venv", "--quiet", "--python", sys.executable, str(venv)])
+    requirements = ["apache-airflow", "apache-airflow-providers-celery", "apache-airflow-providers-postgres"]
+    requirements += ["psycopg2-binary", str(wheel)]
+    run(
+        [
+            *uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(venv / "bin" / "python"),
+            "-c",
+            "constraints.txt",
+            *requirements,
+        ]
+    )
+    return venv / "bin" / "python"
+
+
 def _fernet_key() -> str:
     import base64
 
@@ -561,7 +733,19 @@ def _proc_stats() -> Iterator[dict[str, Any]]:
             continue
         # "pid (comm) state ppid pgrp ...": comm may hold spaces or parentheses, so split after the last ")".
         rest = raw[raw.rfind(")") + 2 :].split()
-        yield {"pid": int(entry.name), "state": rest[0], "pgrp": int(rest[2])}
+        yield {"pid": int(entry.name), "state": rest[0], "ppid": int(rest[1]), "pgrp": int(rest[2])}
+
+
+def _descendants(pid: int) -> list[dict[str, Any]]:
+    stats = list(_proc_stats())
+    found: list[dict[str, Any]] = []
+    parents = {pid}
+    while True:
+        children = [s for s in stats if s["ppid"] in parents and s not in found]
+        if not children:
+            return found
+        found += children
+        parents = {s["pid"] for s in children}
 
 
 def _marked_processes(var: str, value: str) -> Iterator[tuple[int, str]]:

@@ -27,27 +27,29 @@ Two variants, each on its own stack: the session's API-key stack and a username/
 
 from __future__ import annotations
 
-import base64
-import configparser
 import json
-import re
 import secrets
-import sqlite3
 import sys
 import time
-import zlib
-from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-from cryptography.fernet import Fernet, InvalidToken
 
 from airflow_provider_edgeimpulse.emulator.sample_files import write_wave_samples
 from tests.e2e.conftest import dag_folders
+from tests.e2e.secret_search import (
+    Hit,
+    Search,
+    fernet_of,
+    in_allowed_table,
+    search_database,
+    search_files,
+    search_triggers_through_airflow,
+)
 from tests.e2e.stack import (
     EMULATOR_PROJECT_ID,
     AirflowStack,
@@ -68,8 +70,6 @@ DEFERRING_TASK = "generate_features"  # CURATION's job task: waits for its job i
 # reported lets the 3.2/3.3 deferral race fail the task with a state mismatch (stack.py). 0.5 s hit it.
 JOB_DURATION_S = 3.0
 RUN_TIMEOUT_S = 300.0
-# The only table a secret may sit in (encrypted with the deployment's Fernet key).
-ALLOWED_TABLES = frozenset({"connection"})
 PROBE_CONN_ID = "edgeimpulse_secret_probe"
 AUTH_FAULTS: dict[str, dict[str, Any]] = {"api_key": {"revoke_api_key": True}, "jwt": {"jwt_ttl_s": 0}}
 AUTH_ERRORS = {"api_key": "Invalid API key", "jwt": "JWT token expired or invalid"}
@@ -79,155 +79,6 @@ MIN_COMPONENT_LOG_FILES = 4
 MIN_TABLES = 40
 MIN_ROWS = 150
 MIN_REST_ANSWERS = 80
-_FERNET_TOKEN = re.compile(rb"gAAAAA[0-9A-Za-z_\-]{40,}={0,2}")
-TRIGGER_DUMP = """
-import json
-from sqlalchemy import select
-from airflow.models.trigger import Trigger
-from airflow.utils.session import create_session
-with create_session() as session:
-    rows = [
-        {"id": t.id, "classpath": t.classpath, "kwargs": repr(t.kwargs)}
-        for t in session.scalars(select(Trigger))
-    ]
-print("TRIGGERS " + json.dumps(rows))
-"""
-
-
-# -- searching -------------------------------------------------------------------------------------------------
-
-
-def encoded_forms(value: str) -> list[tuple[str, bytes]]:
-    """The value as bytes, and base64 of it at each alignment (what survives inside a longer encoded text)."""
-    raw = value.encode()
-    forms = [("plain", raw)]
-    for shift in range(3):
-        padded = b"\0" * shift + raw
-        whole_groups = len(padded) // 3
-        for name, encode in (("base64", base64.b64encode), ("base64url", base64.urlsafe_b64encode)):
-            encoded = encode(padded)[4 if shift else 0 : whole_groups * 4]
-            if len(encoded) >= 16:
-                forms.append((name, encoded))
-    return forms
-
-
-@dataclass(frozen=True)
-class Hit:
-    needle: str
-    place: str
-    how: str  # "plain", or the decodings that exposed it ("fernet", "zlib", "fernet+base64" ...)
-
-
-class Search:
-    """Looks for named needles in bytes, text and the Fernet tokens and zlib streams inside them."""
-
-    def __init__(self, needles: Mapping[str, str], fernet: Fernet) -> None:
-        self._forms = {name: encoded_forms(value) for name, value in needles.items()}
-        self._fernet = fernet
-        self.hits: set[Hit] = set()
-        self.counts: Counter[str] = Counter()
-        self.decrypted: Counter[str] = Counter()
-        # Ciphertexts of the allowed tables: the raw DB file holds them too, which is the same place, not a leak.
-        self.allowed_ciphertexts: set[bytes] = set()
-
-    def scan(self, place: str, data: bytes | str, how: str = "") -> None:
-        raw = data.encode(errors="surrogateescape") if isinstance(data, str) else data
-        self.counts["bytes searched"] += len(raw)
-        for name, forms in self._forms.items():
-            for form, needle in forms:
-                if needle in raw:
-                    layers = [layer for layer in (how, "" if form == "plain" else form) if layer]
-                    self.hits.add(Hit(name, place, "+".join(layers) or "plain"))
-        for token in set(_FERNET_TOKEN.findall(raw)):
-            if token in self.allowed_ciphertexts and not _in_allowed_table(place):
-                self.counts["connection-table ciphertexts seen in the raw DB file"] += 1
-                continue
-            try:
-                plain = self._fernet.decrypt(token)
-            except InvalidToken:
-                continue
-            self.counts["Fernet values decrypted"] += 1
-            self.decrypted[place] += 1
-            self.scan(place, plain, "+".join(filter(None, (how, "fernet"))))
-        if raw[:1] == b"\x78":  # a zlib stream's first byte
-            try:
-                inflated = zlib.decompress(raw)
-            except zlib.error:
-                return
-            self.counts["zlib blobs inflated"] += 1
-            self.scan(place, inflated, "+".join(filter(None, (how, "zlib"))))
-
-    def places(self, needle: str, prefix: str = "") -> set[str]:
-        return {h.place for h in self.hits if h.needle == needle and h.place.startswith(prefix)}
-
-
-def _in_allowed_table(place: str) -> bool:
-    return any(place.startswith(f"db:{table}.") for table in ALLOWED_TABLES)
-
-
-def search_files(search: Search, stack: AirflowStack) -> None:
-    artifacts = stack.settings.artifacts
-    groups = {
-        "task log files": [artifacts / "task-logs"],
-        "dag-processor log files": [artifacts / "dag-processor-logs"],
-        # The emulator stands in for Edge Impulse itself, which knows the key: not a place Airflow keeps things.
-        "component log files": [c.log for c in stack.components if c.name != "emulator"]
-        + [artifacts / "db-migrate.log"],
-        "AIRFLOW_HOME and working-folder files": [stack.home, stack.workdir],
-    }
-    for group, roots in groups.items():
-        for root in roots:
-            files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-            for path in files:
-                search.counts[group] += 1
-                search.scan(f"file:{_short(path, stack)}", path.read_bytes())
-
-
-def _short(path: Path, stack: AirflowStack) -> str:
-    for base, label in ((stack.settings.artifacts, ""), (stack.home, "AIRFLOW_HOME/"), (stack.workdir, "workdir/")):
-        if path.is_relative_to(base):
-            return label + str(path.relative_to(base))
-    return str(path)
-
-
-def search_database(search: Search, db: Path) -> dict[str, int]:
-    """Every text/blob cell of every table; the rows per table."""
-    rows_per_table: dict[str, int] = {}
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=60)
-    try:
-        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-        for table in tables:
-            columns = [r[1] for r in con.execute(f'PRAGMA table_info("{table}")')]
-            rows = con.execute(f'SELECT * FROM "{table}"').fetchall()
-            rows_per_table[table] = len(rows)
-            for row in rows:
-                for column, value in zip(columns, row, strict=True):
-                    if isinstance(value, str | bytes):
-                        search.counts["DB cells searched"] += 1
-                        place = f"db:{table}.{column}"
-                        if _in_allowed_table(place):
-                            raw = value.encode() if isinstance(value, str) else value
-                            search.allowed_ciphertexts.update(_FERNET_TOKEN.findall(raw))
-                        search.scan(place, value)
-    finally:
-        con.close()
-    search.counts["DB tables"] = len(rows_per_table)
-    search.counts["DB rows"] = sum(rows_per_table.values())
-    search.counts["DB tables with rows"] = sum(1 for rows in rows_per_table.values() if rows)
-    return rows_per_table
-
-
-def search_triggers_through_airflow(search: Search, stack: AirflowStack) -> list[dict[str, Any]]:
-    """The trigger kwargs as the triggerer gets them: decrypted and deserialized by Airflow's Trigger model."""
-    result = stack.run_python(TRIGGER_DUMP)
-    lines = [line for line in result.stdout.splitlines() if line.startswith("TRIGGERS ")]
-    if result.returncode != 0 or not lines:
-        raise StackError(f"reading triggers failed ({result.returncode}):\n{result.stderr[-3000:]}")
-    triggers: list[dict[str, Any]] = json.loads(lines[-1].removeprefix("TRIGGERS "))
-    for trigger in triggers:
-        search.counts["triggers decrypted by Airflow"] += 1
-        search.scan(f"trigger-model:{trigger['id']}.kwargs", trigger["kwargs"])
-    return triggers
 
 
 def search_rest(search: Search, stack: AirflowStack, runs: list[Run]) -> None:
@@ -303,12 +154,6 @@ def rest_log(stack: AirflowStack, run: Run, task_id: str) -> str:
     return json.dumps(log["content"])
 
 
-def fernet_of(stack: AirflowStack) -> Fernet:
-    cfg = configparser.ConfigParser(interpolation=None)
-    cfg.read(stack.home / "airflow.cfg")
-    return Fernet(cfg["core"]["fernet_key"].encode())
-
-
 @dataclass
 class Exercise:
     """What one stack went through, and what the searches over it found."""
@@ -334,7 +179,7 @@ class Exercise:
             (
                 h
                 for h in search.hits
-                if h.needle in self.secret_names and h.place.startswith(prefix) and not _in_allowed_table(h.place)
+                if h.needle in self.secret_names and h.place.startswith(prefix) and not in_allowed_table(h.place)
             ),
             key=lambda h: (h.place, h.needle),
         )
@@ -422,7 +267,7 @@ def _run_everything(stack: AirflowStack, exercise: Exercise, work: Path) -> None
     job_url = f"{stack.emulator_url}/studio/{EMULATOR_PROJECT_ID}/jobs/{exercise.deferred_job_id}"
     search = Search({**needles(stack, exercise), "deferred job URL": job_url}, fernet_of(stack))
     exercise.triggers = search_triggers_through_airflow(search, stack)
-    exercise.rows_while_deferred = search_database(search, stack.home / "airflow.db")
+    exercise.rows_while_deferred = search_database(search, stack)
     exercise.while_deferred = search
 
     # Studio refuses the credentials while the triggerer waits: the job finishes, reading its outcome fails.
@@ -442,7 +287,7 @@ def _run_everything(stack: AirflowStack, exercise: Exercise, work: Path) -> None
     # Let the processes flush what they hold before the files are read.
     time.sleep(2)
     search = Search(needles(stack, exercise), fernet_of(stack))
-    exercise.rows_per_table = search_database(search, stack.home / "airflow.db")
+    exercise.rows_per_table = search_database(search, stack)
     search_files(search, stack)
     search_rest(search, stack, list(exercise.runs.values()))
     exercise.final = search

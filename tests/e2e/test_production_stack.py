@@ -1,0 +1,282 @@
+"""
+Airflow as most teams run it in production, on this machine: PostgreSQL, Redis, the CeleryExecutor with two Celery
+workers, two triggerers, scheduler, dag-processor and api-server (stack.py, ``distributed``), with the provider
+installed from its built wheel into a virtualenv of its own (``wheel_venv``), not from the work tree.
+
+- Twenty deferred job tasks are spread over both triggerers; one triggerer is SIGKILLed mid-wait and the other
+  adopts its triggers (heartbeat 1 s, health threshold 5 s). Every task succeeds on its first try with one remote
+  job each, none cancelled; the jobs that finished while their triggers had no triggerer are seen as soon as the
+  triggers are adopted (their safety check is 600 s away).
+- A Celery worker running a blocking job task is SIGKILLed (the whole worker, as when its node is lost): the
+  scheduler fails the try once its heartbeat is overdue, the retry runs on the other worker and re-attaches to the
+  job; exactly one remote job.
+- No secret in PostgreSQL (every table, the Celery result backend's included, trigger kwargs as Airflow decrypts
+  them) or in any file, as test_secrets.py shows for SQLite.
+
+The DAGs are in tests/e2e/dags (e2e_production.py, e2e_task_lifecycle.py).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import running_stack
+from tests.e2e.dags.e2e_production import MANY_DEFERRED, SAFETY_INTERVAL_S
+from tests.e2e.runs import (
+    ACTION_TIMEOUT_S,
+    emulator_job,
+    jobs_started_since,
+    run_path,
+    task_instance,
+    task_process,
+    ti_path,
+    trigger,
+    trigger_relays,
+    wait_for_job_of,
+    wait_for_ti_state,
+    xcom,
+)
+from tests.e2e.secret_search import (
+    Hit,
+    Search,
+    fernet_of,
+    in_allowed_table,
+    search_database,
+    search_files,
+    search_triggers_through_airflow,
+)
+from tests.e2e.stack import EMULATOR_PROJECT_ID, REPO, AirflowStack, StackError, StackSettings, wait_until, wheel_venv
+
+pytestmark = pytest.mark.e2e
+
+TRIGGERER_HEARTBEAT_S = 1
+TRIGGERER_HEALTH_THRESHOLD_S = 5
+# The first triggerer takes at most half the waits, so the second one, started after it, gets the rest.
+FIRST_TRIGGERER_CAPACITY = MANY_DEFERRED // 2
+TASK_HEARTBEAT_TIMEOUT_S = 20
+PROBE_CONN_ID = "edgeimpulse_secret_probe"
+
+
+@pytest.fixture(scope="module")
+def production_stack(e2e_artifacts: Path) -> Iterator[AirflowStack]:
+    artifacts = e2e_artifacts / "production"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    began = time.monotonic()
+    python = wheel_venv(artifacts / "wheel")
+    installed_s = time.monotonic() - began
+    settings = StackSettings(
+        dag_folders=(REPO / "tests" / "e2e" / "dags",),
+        artifacts=artifacts,
+        python=python,
+        distributed=True,
+        parallelism=32,
+        triggerer_heartbeat_s=TRIGGERER_HEARTBEAT_S,
+        triggerer_health_check_threshold_s=TRIGGERER_HEALTH_THRESHOLD_S,
+        triggerer_capacity=FIRST_TRIGGERER_CAPACITY,
+        task_heartbeat_timeout_s=TASK_HEARTBEAT_TIMEOUT_S,
+    )
+    try:
+        for stack in running_stack(settings):
+            stack.timings["wheel_venv_s"] = installed_s
+            yield stack
+    finally:
+        shutil.rmtree(artifacts / "wheel" / "venv", ignore_errors=True)
+
+
+def triggerer_holding(tis: list[dict[str, Any]]) -> dict[str, int | None]:
+    return {ti["task_id"]: (ti.get("trigger") or {}).get("triggerer_id") for ti in tis}
+
+
+def many_deferred(stack: AirflowStack, run_id: str) -> list[dict[str, Any]]:
+    answer = stack.api("GET", f"{run_path('e2e_many_deferred', run_id)}/taskInstances", params={"limit": 100})
+    return list(answer["task_instances"])
+
+
+def alive_triggerers(stack: AirflowStack) -> set[int]:
+    jobs = stack.api("GET", "/jobs", params={"job_type": "TriggererJob", "is_alive": True})["jobs"]
+    return {int(job["id"]) for job in jobs}
+
+
+def test_the_stack_runs_the_provider_from_its_wheel(production_stack: AirflowStack) -> None:
+    stack = production_stack
+    result = stack.run_python("import airflow_provider_edgeimpulse as p; print(p.__file__)")
+    where = Path(result.stdout.strip().splitlines()[-1])
+    assert where.is_relative_to(stack.settings.python.parent.parent), where
+    assert not where.is_relative_to(REPO / "airflow_provider_edgeimpulse"), f"imports the work tree: {where}"
+    providers = stack.api("GET", "/providers", params={"limit": 100})["providers"]
+    assert "airflow-provider-edgeimpulse" in {p["package_name"] for p in providers}
+
+
+def test_twenty_waits_survive_the_loss_of_one_of_two_triggerers(production_stack: AirflowStack) -> None:
+    stack, dag_id = production_stack, "e2e_many_deferred"
+    stack.emulator("POST", "/config", json={"job_duration": None})  # jobs run until the test finishes them
+    known = {int(j["id"]) for j in stack.emulator("GET", "/jobs")["jobs"]}
+    (first,) = wait_until(lambda: alive_triggerers(stack) or None, timeout=60, what="the first triggerer")
+    run_id = trigger(stack, dag_id)
+
+    # The first triggerer fills its capacity; the other waits have no triggerer until the second one starts.
+    def first_full() -> dict[str, int] | None:
+        tis = many_deferred(stack, run_id)
+        held = triggerer_holding(tis)
+        jobs = {ti["task_id"]: xcom(stack, dag_id, run_id, ti["task_id"], key="job_id") for ti in tis}
+        if any(ti["state"] in ("failed", "success", "upstream_failed") for ti in tis):
+            raise StackError(f"a task ended while the test waited for them to defer: {tis}")
+        deferred = all(ti["state"] == "deferred" for ti in tis) and len(tis) == MANY_DEFERRED
+        full = list(held.values()).count(first) == FIRST_TRIGGERER_CAPACITY
+        return {t: int(j) for t, j in jobs.items()} if deferred and full and None not in jobs.values() else None
+
+    job_of = wait_until(
+        first_full, timeout=180, what=f"{MANY_DEFERRED} tasks deferred, {first} at capacity", interval=1
+    )
+    stack.start_triggerer("triggerer-2")
+    (second,) = wait_until(
+        lambda: (alive_triggerers(stack) - {first}) or None, timeout=90, what="the second triggerer's heartbeat"
+    )
+
+    def spread() -> dict[str, int] | None:
+        held = triggerer_holding(many_deferred(stack, run_id))
+        relaying = all(
+            holder is not None and trigger_relays(stack, dag_id, run_id, task, 1, job_of[task], str(holder))
+            for task, holder in held.items()
+        )
+        return held if relaying else None  # type: ignore[return-value]
+
+    held = wait_until(spread, timeout=ACTION_TIMEOUT_S, what="every wait running in a triggerer", interval=1)
+    orphaned = sorted(task for task, holder in held.items() if holder == first)
+    kept = sorted(task for task, holder in held.items() if holder == second)
+    assert (len(orphaned), len(kept)) == (FIRST_TRIGGERER_CAPACITY, MANY_DEFERRED - FIRST_TRIGGERER_CAPACITY), held
+
+    stack.kill("triggerer")
+    # While no triggerer holds them, the first triggerer's jobs finish; nothing listens to them now.
+    for task in orphaned:
+        stack.emulator("POST", f"/jobs/{job_of[task]}/finish", json={"success": True})
+
+    # Adopted: the second triggerer holds the wait; from then on, how long until the task succeeds.
+    adopted_at: dict[str, float] = {}
+    succeeded_at: dict[str, float] = {}
+
+    def orphans_done() -> bool | None:
+        now = time.monotonic()
+        for ti in many_deferred(stack, run_id):
+            task = ti["task_id"]
+            if task not in orphaned:
+                continue
+            if (ti.get("trigger") or {}).get("triggerer_id") == second or ti["state"] == "success":
+                adopted_at.setdefault(task, now)
+            if ti["state"] in ("failed", "upstream_failed"):
+                raise StackError(f"{task} ended {ti['state']} after its triggerer died")
+            if ti["state"] == "success":
+                succeeded_at.setdefault(task, now)
+        return True if len(succeeded_at) == len(orphaned) else None
+
+    wait_until(orphans_done, timeout=ACTION_TIMEOUT_S + TRIGGERER_HEALTH_THRESHOLD_S, what="the adopted waits to end")
+    seen_after = {task: succeeded_at[task] - adopted_at[task] for task in orphaned}
+    (stack.settings.artifacts / "adoption-to-success-s.json").write_text(json.dumps(seen_after, indent=1) + "\n")
+    # Not by the periodic check, 600 s away: the check a trigger makes when it starts saw each finished job.
+    assert max(seen_after.values()) < SAFETY_INTERVAL_S / 10, seen_after
+
+    for task in kept:
+        stack.emulator("POST", f"/jobs/{job_of[task]}/finish", json={"success": True})
+    for task in kept:
+        wait_for_ti_state(stack, dag_id, run_id, task, {"success", "failed"})
+
+    tis = many_deferred(stack, run_id)
+    assert {(ti["state"], ti["try_number"]) for ti in tis} == {("success", 1)}, tis
+    started = jobs_started_since(stack, known)
+    assert sorted(int(j["id"]) for j in started) == sorted(job_of.values()), "one remote job per task"
+    assert all((j["cancelled"], j["finishedSuccessful"]) == (False, True) for j in started), started
+
+
+def test_a_retry_after_a_celery_worker_died_re_attaches_on_the_other_worker(production_stack: AirflowStack) -> None:
+    stack, dag_id, task_id = production_stack, "e2e_worker_death", "retrain_blocking"
+    stack.emulator("POST", "/config", json={"job_duration": None})
+    known = {int(j["id"]) for j in stack.emulator("GET", "/jobs")["jobs"]}
+    run_id = trigger(stack, dag_id)
+    job_id = wait_for_job_of(stack, dag_id, run_id, task_id, "running", try_number=1)
+    ti_id = task_instance(stack, dag_id, run_id, task_id)["id"]
+    pid = wait_until(lambda: task_process(ti_id), timeout=30, what=f"the process of task instance {ti_id}")
+    dead = stack.owner_of(pid).name
+    assert dead.startswith("celery-worker-"), dead
+
+    stack.kill(dead)  # the whole worker: its pool, the task's supervisor and the task
+
+    # The scheduler fails the try when its heartbeat is overdue; the retry finds the job and waits for it.
+    assert wait_for_job_of(stack, dag_id, run_id, task_id, "running", try_number=2) == job_id
+    retry_id = task_instance(stack, dag_id, run_id, task_id)["id"]  # each try has an id of its own
+    retry_pid = wait_until(lambda: task_process(retry_id), timeout=30, what="the retry's process")
+    assert stack.owner_of(retry_pid).name.startswith("celery-worker-")
+    assert stack.owner_of(retry_pid).name != dead
+    assert emulator_job(stack, job_id)["cancelled"] is False, "a dead worker must not take its job with it"
+    stack.emulator("POST", f"/jobs/{job_id}/finish", json={"success": True})
+
+    ti = wait_for_ti_state(stack, dag_id, run_id, task_id, {"success", "failed"})
+    assert (ti["state"], ti["try_number"]) == ("success", 2), ti
+    tries = stack.api("GET", f"{ti_path(dag_id, run_id, task_id)}/tries")["task_instances"]
+    assert [(t["try_number"], t["state"]) for t in tries] == [(1, "failed"), (2, "success")]
+    assert (xcom(stack, dag_id, run_id, task_id)["job_id"], xcom(stack, dag_id, run_id, task_id)["success"]) == (
+        job_id,
+        True,
+    )
+    started = jobs_started_since(stack, known)
+    assert [int(j["id"]) for j in started] == [job_id], f"exactly one remote job for two tries: {started}"
+
+
+def test_no_secret_in_postgresql_the_result_backend_or_any_file(production_stack: AirflowStack) -> None:
+    stack, dag_id, task_id = production_stack, "e2e_triggerer_handover", "retrain_deferred"
+    creds = stack.settings.credentials
+    (api_key,) = creds.secrets()
+    # The real secret where it belongs (encrypted in ``connection``): the search must find it there, and only there.
+    probe = {"connection_id": PROBE_CONN_ID, "conn_type": "edgeimpulse", "host": stack.emulator_url}
+    stack.api("POST", "/connections", json={**probe, "password": api_key}, expect=201)
+    stack.emulator("POST", "/config", json={"job_duration": None})
+    run_id = trigger(stack, dag_id)
+    job_id = wait_for_job_of(stack, dag_id, run_id, task_id, "deferred", try_number=1)
+
+    def needles() -> dict[str, str]:
+        tokens = stack.emulator("GET", "/tokens")
+        return {"api key": api_key, **{f"socket token {n}": t for n, t in enumerate(tokens["socket_tokens"], 1)}}
+
+    # While the task waits: its trigger row, and the kwargs as Airflow decrypts them for a triggerer.
+    job_url = f"{stack.emulator_url}/studio/{EMULATOR_PROJECT_ID}/jobs/{job_id}"
+    deferred = Search({**needles(), "deferred job URL": job_url}, fernet_of(stack))
+    triggers = search_triggers_through_airflow(deferred, stack)
+    search_database(deferred, stack)
+    stack.emulator("POST", f"/jobs/{job_id}/finish", json={"success": True})
+    assert wait_for_ti_state(stack, dag_id, run_id, task_id, {"success", "failed"})["state"] == "success"
+    time.sleep(2)  # let the processes flush what they hold before the files are read
+
+    # The probe stays until the files are searched: PostgreSQL's files hold its ciphertext, allowed as the table's.
+    final = Search(needles(), fernet_of(stack))
+    try:
+        rows = search_database(final, stack)
+        search_files(final, stack)
+    finally:
+        stack.api("DELETE", f"/connections/{PROBE_CONN_ID}", expect=(204, 404))
+    (stack.settings.artifacts / "secrets-search.json").write_text(
+        json.dumps({"searched": dict(final.counts), "rows per table": rows}, indent=1) + "\n"
+    )
+
+    # The searches could find things: the probe (decrypted) and the job URL in the trigger kwargs.
+    assert Hit("api key", "db:connection.password", "fernet") in deferred.hits
+    assert any(f"'job_id': {job_id}" in t["kwargs"] for t in triggers), triggers
+    assert "db:trigger.kwargs" in deferred.places("deferred job URL")
+    assert any(p.startswith("trigger-model:") for p in deferred.places("deferred job URL"))
+    # What was searched: the Celery result backend's table with its results, PostgreSQL's own files, the logs.
+    assert rows.get("celery_taskmeta", 0) > 0, rows
+    assert final.counts["service files"] > 0 and final.counts["task log files"] > 0, final.counts
+    assert {"celery-worker-1", "celery-worker-2", "postgres", "redis"} <= {c.name for c in stack.components}
+
+    secret_names = set(needles())
+    leaks = sorted(
+        (h.needle, h.place, h.how)
+        for h in deferred.hits | final.hits
+        if h.needle in secret_names and not in_allowed_table(h.place)
+    )
+    assert leaks == []
