@@ -40,10 +40,10 @@ unit: venv
 browser:
 	-bash scripts/e2e/install_browser.sh
 
-# Debian's PostgreSQL and Redis for the production-shaped stack (needs root; a no-op once installed; the stack
-# starts its own throw-away servers on free ports, never the system's).
+# Debian's PostgreSQL and Redis for the production-shaped stack (needs root; a no-op once installed; without them
+# its tests skip, and fail under CI=true). The stack starts its own throw-away servers on free ports.
 services:
-	bash scripts/e2e/install_services.sh
+	-bash scripts/e2e/install_services.sh
 
 # A real Airflow (scheduler, dag-processor, triggerer, api-server) + the emulator; logs in test-artifacts/e2e/.
 # Also the production shape: PostgreSQL, Redis, two Celery workers, two triggerers, the provider from its wheel.

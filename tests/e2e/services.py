@@ -25,6 +25,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+INSTALL_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "e2e" / "install_services.sh"
 DB_USER = "airflow"
 DB_NAME = "airflow"
 POSTGRES_OS_USER = "postgres"  # Debian's postgresql package creates it
@@ -53,6 +54,27 @@ def redis_bin() -> str:
     if not found:
         raise ServiceMissing("redis-server not found: run scripts/e2e/install_services.sh (Debian's redis-server)")
     return found
+
+
+def ensure_services() -> None:
+    """Installs the packages when missing and running as root; then fails in CI, and skips elsewhere, if absent."""
+    import pytest
+
+    def missing() -> str | None:
+        try:
+            postgres_bin("initdb")
+            redis_bin()
+        except ServiceMissing as err:
+            return str(err)
+        return None
+
+    if missing() and os.geteuid() == 0:
+        subprocess.run(["bash", str(INSTALL_SCRIPT)], check=False, timeout=900)
+    message = missing()
+    if message and os.environ.get("CI"):
+        pytest.fail(message)
+    if message:
+        pytest.skip(message)
 
 
 def _os_user() -> str | None:

@@ -52,6 +52,7 @@ from tests.e2e.secret_search import (
     search_files,
     search_triggers_through_airflow,
 )
+from tests.e2e.services import ensure_services
 from tests.e2e.stack import EMULATOR_PROJECT_ID, REPO, AirflowStack, StackError, StackSettings, wait_until, wheel_venv
 
 pytestmark = pytest.mark.e2e
@@ -66,6 +67,7 @@ PROBE_CONN_ID = "edgeimpulse_secret_probe"
 
 @pytest.fixture(scope="module")
 def production_stack(e2e_artifacts: Path) -> Iterator[AirflowStack]:
+    ensure_services()
     artifacts = e2e_artifacts / "production"
     artifacts.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
