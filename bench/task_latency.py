@@ -1,0 +1,139 @@
+"""
+How soon a finished Edge Impulse job becomes a finished task, on a real production-shaped Airflow: PostgreSQL,
+Redis, CeleryExecutor, scheduler, dag-processor, triggerer and api-server (tests/e2e/stack.py, ``distributed``).
+
+Two deferred tasks, measured alternately in the same run on the same stack, each ending in the triggerer:
+- ours: ``EdgeImpulseRetrainOperator`` (deferrable) waits on a job; once its trigger relays the job, the job is
+  finished through the emulator's control API after a random 0.2-1.2 s pause. Latency: from just before that
+  request is sent to the task instance's ``end_date``.
+- Airflow's floor: ``DateTimeSensorAsync`` (``DateTimeTrigger``, ``end_from_trigger``) firing at an instant set in
+  the run's conf. Latency: from that instant to the task instance's ``end_date``. Nothing can be faster on this
+  Airflow, as it is the same path from a trigger's event to the task's state, with no waiting on a remote side.
+
+A REST poller every 60 s notices a finished job after 30 s on average (before Airflow's own part): the third
+comparison. Figures: seconds; p99 of a few dozen samples is close to their maximum.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from _common import REPO, emit, note, parser, percentile, rounded
+
+sys.path.insert(0, str(REPO))  # the stack harness lives with the end-to-end tests: one home
+
+from tests.e2e.runs import run_path, trigger, trigger_relays, xcom
+from tests.e2e.stack import AirflowStack, StackError, StackSettings, wait_until
+
+JOB_DAG, JOB_TASK = "e2e_latency_job", "retrain_deferred"
+FLOOR_DAG, FLOOR_TASK = "e2e_latency_floor", "wait_until"
+POLLER_INTERVAL_S = 60.0
+# The floor's instant is this far after its run starts: the sensor must have deferred by then.
+FLOOR_LEAD_S = 12.0
+STEP_TIMEOUT_S = 120.0
+ARTIFACTS = REPO / "test-artifacts" / "bench-task-latency"
+
+
+def task(stack: AirflowStack, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
+    return dict(stack.api("GET", f"{run_path(dag_id, run_id)}/taskInstances/{task_id}"))
+
+
+def ended_at(stack: AirflowStack, dag_id: str, run_id: str, task_id: str) -> float:
+    """The task's end_date (seconds since the epoch) once it succeeded; it must have waited deferred first."""
+
+    def ended() -> float | None:
+        ti = task(stack, dag_id, run_id, task_id)
+        if ti["state"] in ("failed", "upstream_failed"):
+            raise StackError(f"{dag_id}.{task_id} ended {ti['state']}")
+        return datetime.fromisoformat(ti["end_date"]).timestamp() if ti["state"] == "success" else None
+
+    return wait_until(ended, timeout=STEP_TIMEOUT_S, what=f"{dag_id}.{task_id} to succeed", interval=0.2)
+
+
+def deferred(stack: AirflowStack, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
+    def waiting() -> dict[str, Any] | None:
+        ti = task(stack, dag_id, run_id, task_id)
+        if ti["state"] in ("success", "failed", "upstream_failed"):
+            raise StackError(f"{dag_id}.{task_id} ended {ti['state']} before it deferred")
+        return ti if ti["state"] == "deferred" and ti.get("trigger") else None
+
+    return wait_until(waiting, timeout=STEP_TIMEOUT_S, what=f"{dag_id}.{task_id} deferred", interval=0.2)
+
+
+def floor_sample(stack: AirflowStack) -> float:
+    moment = datetime.now(timezone.utc) + timedelta(seconds=FLOOR_LEAD_S)
+    run_id = trigger(stack, FLOOR_DAG, {"moment": moment.isoformat()})
+    deferred(stack, FLOOR_DAG, run_id, FLOOR_TASK)
+    if time.time() >= moment.timestamp():
+        raise StackError(f"the floor's sensor deferred after its instant: raise FLOOR_LEAD_S ({FLOOR_LEAD_S} s)")
+    return ended_at(stack, FLOOR_DAG, run_id, FLOOR_TASK) - moment.timestamp()
+
+
+def job_sample(stack: AirflowStack, rng: random.Random) -> float:
+    run_id = trigger(stack, JOB_DAG)
+    deferred(stack, JOB_DAG, run_id, JOB_TASK)
+
+    def relaying() -> int | None:
+        job_id = xcom(stack, JOB_DAG, run_id, JOB_TASK, key="job_id")
+        return (
+            int(job_id) if job_id is not None and trigger_relays(stack, JOB_DAG, run_id, JOB_TASK, 1, job_id) else None
+        )
+
+    job_id = wait_until(relaying, timeout=STEP_TIMEOUT_S, what="the job's trigger to relay it", interval=0.2)
+    time.sleep(rng.uniform(0.2, 1.2))
+    sent_at = time.time()
+    stack.emulator("POST", f"/jobs/{job_id}/finish", json={"success": True})
+    return ended_at(stack, JOB_DAG, run_id, JOB_TASK) - sent_at
+
+
+def measure(rounds: int) -> dict[str, Any]:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    settings = StackSettings(
+        dag_folders=(REPO / "tests" / "e2e" / "dags",), artifacts=ARTIFACTS, distributed=True, parallelism=16
+    )
+    stack = AirflowStack(settings)
+    ours: list[float] = []
+    floor: list[float] = []
+    try:
+        note("starting PostgreSQL, Redis and Airflow (CeleryExecutor)")
+        stack.start()
+        stack.emulator("POST", "/config", json={"job_duration": None})
+        rng = random.Random(1)
+        for number in range(rounds):
+            floor.append(floor_sample(stack))
+            ours.append(job_sample(stack, rng))
+            note(f"round {number + 1}/{rounds}: floor {floor[-1]:.3f} s, ours {ours[-1]:.3f} s")
+    except StackError as err:
+        raise SystemExit(f"task_latency: {err}\n{stack.log_tails()}") from None
+    finally:
+        leftovers = stack.stop()
+        if leftovers:
+            note(f"processes outlived their group and were killed: {leftovers}")
+    p50, floor_p50 = percentile(ours, 50), percentile(floor, 50)
+    poller_expected_s = POLLER_INTERVAL_S / 2
+    return {
+        "samples": rounds,
+        "p50_s": rounded(p50, 3),
+        "p99_s": rounded(percentile(ours, 99), 3),
+        "max_s": rounded(max(ours), 3),
+        "floor_p50_s": rounded(floor_p50, 3),
+        "floor_p99_s": rounded(percentile(floor, 99), 3),
+        "p50_over_floor": rounded(p50 / floor_p50 if floor_p50 > 0 else None, 2),
+        "poller_60s_expected_s": poller_expected_s,
+        "speedup_vs_poller_60s": rounded(poller_expected_s / p50 if p50 > 0 else None, 1),
+    }
+
+
+def main() -> None:
+    args = parser(__doc__ or "")
+    args.add_argument("--rounds", type=int, default=20)
+    opts = args.parse_args()
+    emit(measure(2 if opts.quick else opts.rounds))
+
+
+if __name__ == "__main__":
+    main()
