@@ -60,7 +60,7 @@ def runs() -> dict[str, subprocess.CompletedProcess[str]]:
 
 def test_every_named_benchmark_exists():
     assert set(FIGURES) <= {p.name for p in SCRIPTS} | ON_A_REAL_STACK
-    assert ON_A_REAL_STACK <= {p.name for p in BENCH.glob("*.py")}
+    assert {p.name for p in BENCH.glob("*.py")} >= ON_A_REAL_STACK
 
 
 @pytest.mark.parametrize("name", [p.name for p in SCRIPTS])
