@@ -17,6 +17,7 @@ comparison. Figures: seconds; p99 of a few dozen samples is close to their maxim
 from __future__ import annotations
 
 import random
+import shutil
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -91,7 +92,8 @@ def job_sample(stack: AirflowStack, rng: random.Random) -> float:
 
 
 def measure(rounds: int) -> dict[str, Any]:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)  # the logs are appended to: only this run's evidence
+    ARTIFACTS.mkdir(parents=True)
     settings = StackSettings(
         dag_folders=(REPO / "tests" / "e2e" / "dags",), artifacts=ARTIFACTS, distributed=True, parallelism=16
     )
