@@ -71,8 +71,9 @@ test: lint typecheck unit e2e test-af2
 chaos: venv
 	EI_CHAOS_WAITS=$${EI_CHAOS_WAITS:-3000} $(BIN)/python -m pytest -q -s -p no:logging tests/reliability/test_chaos.py
 
-# Every bench/*.py benchmark; bench/_*.py are their shared helpers, not benchmarks.
-bench: venv
+# Every bench/*.py benchmark; bench/_*.py are their shared helpers, not benchmarks. task_latency.py starts a
+# production-shaped Airflow (PostgreSQL, Redis, Celery) and takes about ten minutes.
+bench: venv services
 	@for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
