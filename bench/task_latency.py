@@ -2,7 +2,7 @@
 How soon a finished Edge Impulse job becomes a finished task, on a real production-shaped Airflow: PostgreSQL,
 Redis, CeleryExecutor, scheduler, dag-processor, triggerer and api-server (tests/e2e/stack.py, ``distributed``).
 
-Two deferred tasks, measured alternately in the same run on the same stack, each ending in the triggerer:
+Two deferred tasks, measured one after the other in each round on the same stack, each ending in the triggerer:
 - ours: ``EdgeImpulseRetrainOperator`` (deferrable) waits on a job; once its trigger relays the job, the job is
   finished through the emulator's control API after a random 0.2-1.2 s pause. Latency: from just before that
   request is sent to the task instance's ``end_date``.
@@ -65,17 +65,20 @@ def deferred(stack: AirflowStack, dag_id: str, run_id: str, task_id: str) -> dic
     return wait_until(waiting, timeout=STEP_TIMEOUT_S, what=f"{dag_id}.{task_id} deferred", interval=0.2)
 
 
-def floor_sample(stack: AirflowStack) -> float:
+def floor_run(stack: AirflowStack) -> tuple[str, float]:
+    """A run of the floor's DAG whose trigger fires ``FLOOR_LEAD_S`` from now; its run id and that instant."""
     moment = datetime.now(timezone.utc) + timedelta(seconds=FLOOR_LEAD_S)
-    run_id = trigger(stack, FLOOR_DAG, {"moment": moment.isoformat()})
+    return trigger(stack, FLOOR_DAG, {"moment": moment.isoformat()}), moment.timestamp()
+
+
+def floor_sample(stack: AirflowStack, run_id: str, moment: float) -> float:
     deferred(stack, FLOOR_DAG, run_id, FLOOR_TASK)
-    if time.time() >= moment.timestamp():
+    if time.time() >= moment:
         raise StackError(f"the floor's sensor deferred after its instant: raise FLOOR_LEAD_S ({FLOOR_LEAD_S} s)")
-    return ended_at(stack, FLOOR_DAG, run_id, FLOOR_TASK) - moment.timestamp()
+    return ended_at(stack, FLOOR_DAG, run_id, FLOOR_TASK) - moment
 
 
-def job_sample(stack: AirflowStack, rng: random.Random) -> float:
-    run_id = trigger(stack, JOB_DAG)
+def job_sample(stack: AirflowStack, run_id: str, rng: random.Random) -> float:
     deferred(stack, JOB_DAG, run_id, JOB_TASK)
 
     def relaying() -> int | None:
@@ -106,8 +109,11 @@ def measure(rounds: int) -> dict[str, Any]:
         stack.emulator("POST", "/config", json={"job_duration": None})
         rng = random.Random(1)
         for number in range(rounds):
-            floor.append(floor_sample(stack))
-            ours.append(job_sample(stack, rng))
+            # Both runs start together; their measured moments come one after the other, never at once.
+            floor_run_id, moment = floor_run(stack)
+            job_run_id = trigger(stack, JOB_DAG)
+            floor.append(floor_sample(stack, floor_run_id, moment))
+            ours.append(job_sample(stack, job_run_id, rng))
             note(f"round {number + 1}/{rounds}: floor {floor[-1]:.3f} s, ours {ours[-1]:.3f} s")
     except StackError as err:
         raise SystemExit(f"task_latency: {err}\n{stack.log_tails()}") from None
