@@ -159,3 +159,18 @@ def task_process(ti_id: str) -> int | None:
         except OSError:
             continue
     return None
+
+
+def check_the_retry_re_attached(
+    stack: AirflowStack, dag_id: str, run_id: str, task_id: str, job_id: int, known: set[int]
+) -> None:
+    """Finish the job a task's second try waits on: the try succeeds with its outcome; the only job since ``known``."""
+    stack.emulator("POST", f"/jobs/{job_id}/finish", json={"success": True})
+    ti = wait_for_ti_state(stack, dag_id, run_id, task_id, {"success", "failed"})
+    assert (ti["state"], ti["try_number"]) == ("success", 2), ti
+    tries = stack.api("GET", f"{ti_path(dag_id, run_id, task_id)}/tries")["task_instances"]
+    assert [(t["try_number"], t["state"]) for t in tries] == [(1, "failed"), (2, "success")]
+    result = xcom(stack, dag_id, run_id, task_id)
+    assert (result["job_id"], result["success"]) == (job_id, True), result
+    started = jobs_started_since(stack, known)
+    assert [int(j["id"]) for j in started] == [job_id], f"exactly one remote job for two tries: {started}"

@@ -13,7 +13,7 @@ import re
 import sqlite3
 import zlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,6 +146,14 @@ def search_database(search: Search, stack: AirflowStack) -> dict[str, int]:
     return rows_per_table
 
 
+def _search_rows(search: Search, table: str, columns: list[str], rows: Iterable[Sequence[object]]) -> int:
+    rows = list(rows)
+    for row in rows:
+        for column, value in zip(columns, row, strict=True):
+            _search_cell(search, table, column, value)
+    return len(rows)
+
+
 def _search_cell(search: Search, table: str, column: str, value: object) -> None:
     if isinstance(value, memoryview):
         value = value.tobytes()
@@ -178,12 +186,8 @@ def _search_postgres(search: Search, dsn: str) -> dict[str, int]:
             for schema, table in tables:
                 cur.execute(f'SELECT * FROM "{schema}"."{table}"')
                 columns = [c.name for c in cur.description or ()]
-                rows = cur.fetchall()
                 name = table if schema == "public" else f"{schema}.{table}"
-                rows_per_table[name] = len(rows)
-                for row in rows:
-                    for column, value in zip(columns, row, strict=True):
-                        _search_cell(search, name, column, value)
+                rows_per_table[name] = _search_rows(search, name, columns, cur.fetchall())
     finally:
         con.close()
     return rows_per_table
@@ -196,11 +200,7 @@ def _search_sqlite(search: Search, db: Path) -> dict[str, int]:
         tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
         for table in tables:
             columns = [r[1] for r in con.execute(f'PRAGMA table_info("{table}")')]
-            rows = con.execute(f'SELECT * FROM "{table}"').fetchall()
-            rows_per_table[table] = len(rows)
-            for row in rows:
-                for column, value in zip(columns, row, strict=True):
-                    _search_cell(search, table, column, value)
+            rows_per_table[table] = _search_rows(search, table, columns, con.execute(f'SELECT * FROM "{table}"'))
     finally:
         con.close()
     return rows_per_table

@@ -31,12 +31,12 @@ from tests.e2e.conftest import running_stack
 from tests.e2e.dags.e2e_production import MANY_DEFERRED, SAFETY_INTERVAL_S
 from tests.e2e.runs import (
     ACTION_TIMEOUT_S,
+    check_the_retry_re_attached,
     emulator_job,
     jobs_started_since,
     run_path,
     task_instance,
     task_process,
-    ti_path,
     trigger,
     trigger_relays,
     wait_for_job_of,
@@ -219,18 +219,7 @@ def test_a_retry_after_a_celery_worker_died_re_attaches_on_the_other_worker(prod
     assert stack.owner_of(retry_pid).name.startswith("celery-worker-")
     assert stack.owner_of(retry_pid).name != dead
     assert emulator_job(stack, job_id)["cancelled"] is False, "a dead worker must not take its job with it"
-    stack.emulator("POST", f"/jobs/{job_id}/finish", json={"success": True})
-
-    ti = wait_for_ti_state(stack, dag_id, run_id, task_id, {"success", "failed"})
-    assert (ti["state"], ti["try_number"]) == ("success", 2), ti
-    tries = stack.api("GET", f"{ti_path(dag_id, run_id, task_id)}/tries")["task_instances"]
-    assert [(t["try_number"], t["state"]) for t in tries] == [(1, "failed"), (2, "success")]
-    assert (xcom(stack, dag_id, run_id, task_id)["job_id"], xcom(stack, dag_id, run_id, task_id)["success"]) == (
-        job_id,
-        True,
-    )
-    started = jobs_started_since(stack, known)
-    assert [int(j["id"]) for j in started] == [job_id], f"exactly one remote job for two tries: {started}"
+    check_the_retry_re_attached(stack, dag_id, run_id, task_id, job_id, known)
 
 
 def test_no_secret_in_postgresql_the_result_backend_or_any_file(production_stack: AirflowStack) -> None:

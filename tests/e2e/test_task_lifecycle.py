@@ -28,6 +28,7 @@ import pytest
 from tests.e2e.conftest import running_stack
 from tests.e2e.runs import (
     ACTION_TIMEOUT_S,
+    check_the_retry_re_attached,
     emulator_job,
     jobs_started_since,
     task_instance,
@@ -75,18 +76,7 @@ def test_a_retry_after_the_worker_died_re_attaches_to_the_one_remote_job(
     # The retry finds the job still running and waits for it instead of starting another.
     assert wait_for_job_of(stack, dag_id, run_id, task_id, "running", try_number=2) == job_id
     assert emulator_job(stack, job_id)["cancelled"] is False, "a dead worker must not take its job with it"
-    stack.emulator("POST", f"/jobs/{job_id}/finish", json={"success": True})
-
-    ti = wait_for_ti_state(stack, dag_id, run_id, task_id, {"success", "failed"})
-    assert (ti["state"], ti["try_number"]) == ("success", 2), ti
-    tries = stack.api("GET", f"{ti_path(dag_id, run_id, task_id)}/tries")["task_instances"]
-    assert [(t["try_number"], t["state"]) for t in tries] == [(1, "failed"), (2, "success")]
-    result = stack.api(
-        "GET", f"{ti_path(dag_id, run_id, task_id)}/xcomEntries/return_value", params={"deserialize": "true"}
-    )
-    assert (result["value"]["job_id"], result["value"]["success"]) == (job_id, True)
-    started = jobs_started_since(stack, known)
-    assert [int(j["id"]) for j in started] == [job_id], f"exactly one remote job for two tries: {started}"
+    check_the_retry_re_attached(stack, dag_id, run_id, task_id, job_id, known)
 
 
 def test_marking_failed_or_clearing_a_waiting_task_cancels_its_remote_job(
