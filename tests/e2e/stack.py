@@ -682,20 +682,9 @@ def wheel_venv(folder: Path) -> Path:
     run([*uv, "venv", "--quiet", "--python", sys.executable, str(venv)])
     requirements = ["apache-airflow", "apache-airflow-providers-celery", "apache-airflow-providers-postgres"]
     requirements += ["psycopg2-binary", str(wheel)]
-    run(
-        [
-            *uv,
-            "pip",
-            "install",
-            "--quiet",
-            "--python",
-            str(venv / "bin" / "python"),
-            "-c",
-            "constraints.txt",
-            *requirements,
-        ]
-    )
-    return venv / "bin" / "python"
+    python = venv / "bin" / "python"
+    run([*uv, "pip", "install", "--quiet", "--python", str(python), "-c", "constraints.txt", *requirements])
+    return python
 
 
 def _fernet_key() -> str:
