@@ -129,7 +129,8 @@ def test_twenty_waits_survive_the_loss_of_one_of_two_triggerers(production_stack
         held = triggerer_holding(tis)
         jobs = {ti["task_id"]: xcom(stack, dag_id, run_id, ti["task_id"], key="job_id") for ti in tis}
         if any(ti["state"] in ("failed", "success", "upstream_failed") for ti in tis):
-            raise StackError(f"a task ended while the test waited for them to defer: {tis}")
+            states = {ti["task_id"]: ti["state"] for ti in tis}
+            raise StackError(f"a task ended while the test waited for them to defer: {states}")
         deferred = all(ti["state"] == "deferred" for ti in tis) and len(tis) == MANY_DEFERRED
         full = list(held.values()).count(first) == FIRST_TRIGGERER_CAPACITY
         return {t: int(j) for t, j in jobs.items()} if deferred and full and None not in jobs.values() else None
