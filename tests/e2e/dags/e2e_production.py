@@ -1,6 +1,5 @@
 """
-DAGs for the production-shaped stack (tests/e2e/test_production_stack.py, bench/task_latency.py): many deferred
-job tasks at once, and a job task beside Airflow's own ``DateTimeTrigger`` for the latency benchmark.
+DAGs for the production-shaped stack (tests/e2e/test_production_stack.py): many deferred job tasks at once.
 
 Each task trains the emulator's impulse; the tests control how long a job runs through the emulator.
 """
@@ -10,7 +9,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow.providers.common.compat.sdk import DAG
-from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
 
 from airflow_provider_edgeimpulse.operators.training import EdgeImpulseRetrainOperator
 
@@ -37,27 +35,3 @@ with DAG(
             retries=0,
             safety_interval=SAFETY_INTERVAL_S,
         )
-
-with DAG(
-    dag_id="e2e_latency_job",
-    schedule=None,
-    start_date=datetime(2025, 1, 1),
-    catchup=False,
-    is_paused_upon_creation=False,
-    tags=["e2e", "bench"],
-):
-    # Ends in the triggerer on success, like the floor below: both measure trigger -> task state, no worker.
-    EdgeImpulseRetrainOperator(task_id="retrain_deferred", project_id=PROJECT_ID, deferrable=True, retries=0)
-
-with DAG(
-    dag_id="e2e_latency_floor",
-    schedule=None,
-    start_date=datetime(2025, 1, 1),
-    catchup=False,
-    is_paused_upon_creation=False,
-    tags=["e2e", "bench"],
-):
-    # Airflow's own trigger firing at a known instant (the run's conf): the floor of trigger -> task success.
-    DateTimeSensorAsync(
-        task_id="wait_until", target_time="{{ dag_run.conf['moment'] }}", end_from_trigger=True, retries=0
-    )
