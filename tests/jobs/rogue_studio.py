@@ -41,6 +41,8 @@ class RogueStudio:
         self.finished: set[int] = set()
         self.seen = Seen()
         self.redirect_socket_to: str | None = None
+        # When set: the status of a running job is answered only once this is set (a Studio slow to answer REST).
+        self.hold_running_status: threading.Event | None = None
         self.subscribed = threading.Event()
         self._sockets: set[web.WebSocketResponse] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -114,6 +116,9 @@ class RogueStudio:
 
     async def _status(self, request: web.Request) -> web.Response:
         job_id = int(request.match_info["jid"])
+        hold = self.hold_running_status
+        if hold is not None and job_id not in self.finished:
+            await asyncio.to_thread(hold.wait, 30)
         done = job_id in self.finished
         job = {"id": job_id, "finished": "2026-01-01T00:00:00Z" if done else None, "finishedSuccessful": done}
         return web.json_response({"success": True, "job": job})

@@ -249,9 +249,12 @@ async def test_an_event_flood_stays_within_the_queue_bound_and_one_finish_is_kep
         for index in range(events):
             await ws.send_str(f'42["job-finished",{{"jobId":{JOB_ID},"success":true}}]')
             await ws.send_str(f'42["job-data-{JOB_ID}",{{"data":"line {index}"}}]')
+        await asyncio.sleep(0.5)  # time for the client to read what was sent
         sent.set()
 
     studio = rogue_factory(after_connect=flood)
+    # The wait's REST reads answer only once the flood is out: the events pile up unread meanwhile, on any machine.
+    studio.hold_running_status = sent
     caplog.set_level(logging.WARNING, logger=HUB_LOGGER)
     credentials = _credentials(studio.url, WireLimits(max_queued_events=limit))
     from airflow_provider_edgeimpulse.jobs.hub import registry_for_running_loop
@@ -270,8 +273,7 @@ async def test_an_event_flood_stays_within_the_queue_bound_and_one_finish_is_kep
 
     sampler = asyncio.create_task(sample())
     try:
-        # The job is still running: each finish event sends the wait into its REST confirmation while the flood
-        # keeps coming, so unread events pile up as fast as the server can send them.
+        # The job is still running: the wait sits in a REST read while the flood comes, so unread events pile up.
         assert await asyncio.to_thread(sent.wait, 60), "the flood was not sent"
         await asyncio.to_thread(studio.finish, JOB_ID)
         outcome = await _outcome(wait)
