@@ -6,7 +6,10 @@ pull in the hook for a constant.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 DEFAULT_CONN_ID = "edgeimpulse_default"
+DEFAULT_STUDIO_URL = "https://studio.edgeimpulse.com"
 
 # The categories samples are kept in (RawDataFilterCategory of edgeimpulse-api 1.96). The older OpenAPI file
 # says "anomaly" where the newer client says "post-processing".
@@ -25,3 +28,14 @@ def studio_page_url(studio_url: str, project_id: int, page: str) -> str:
 def studio_job_url(studio_url: str, project_id: int, job_id: int, *, tuner: bool = False) -> str:
     """The Studio page of a job, or of an EON Tuner run (``tuner``)."""
     return studio_page_url(studio_url, project_id, f"tuner/{job_id}" if tuner else f"jobs/{job_id}")
+
+
+def deployment_asset_uri(project_id: int, deployment_format: str, studio_url: str = DEFAULT_STUDIO_URL) -> str:
+    """
+    The Asset a built deployment is announced as: ``edgeimpulse://<studio host>/project/<id>/deployment/<format>``.
+
+    The Studio host keeps projects of two Studio instances apart; the format keeps a firmware team's Arduino
+    library apart from the C++ library of the same project.
+    """
+    host = urlsplit(studio_url).netloc or studio_url.strip("/")
+    return f"edgeimpulse://{host}/project/{project_id}/deployment/{deployment_format}"

@@ -85,3 +85,41 @@ def reschedules(dag_run: Any, task_id: str) -> int:
         ]
     with create_session() as session:
         return int(session.scalar(select(func.count()).select_from(TaskReschedule).where(*where)) or 0)
+
+
+def asset_event_extras(uri: str) -> list[dict[str, Any]]:
+    """The extras of the events of the Asset (Airflow 2.11: Dataset) ``uri``, oldest first."""
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.models.asset import AssetEvent as Event
+        from airflow.models.asset import AssetModel as Model
+
+        asset_id = Event.asset_id
+    else:
+        from airflow.models.dataset import DatasetEvent as Event  # type: ignore[no-redef]
+        from airflow.models.dataset import DatasetModel as Model  # type: ignore[no-redef]
+
+        asset_id = Event.dataset_id
+    with create_session() as session:
+        rows = session.scalars(
+            select(Event).join(Model, Model.id == asset_id).where(Model.uri == uri).order_by(Event.id)
+        )
+        return [dict(row.extra or {}) for row in rows]
+
+
+def register_assets(*uris: str) -> None:
+    """
+    Make the Datasets of ``uris`` known on Airflow 2.11, as its DAG processor would: its dag.test() records an
+    outlet's event only for a Dataset already in the database. Airflow 3's dag.test() syncs the DAG's assets.
+    """
+    if AIRFLOW_V_3_0_PLUS:
+        return
+    from airflow.models.dataset import DatasetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        known = set(session.scalars(select(DatasetModel.uri).where(DatasetModel.uri.in_(uris))))
+        session.add_all(DatasetModel(uri=uri) for uri in uris if uri not in known)

@@ -16,10 +16,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_edgeimpulse.exceptions import EdgeImpulseConnectionError
+from airflow_provider_edgeimpulse.studio import DEFAULT_STUDIO_URL
 from airflow_provider_edgeimpulse.validation import optional_bool
 from airflow_provider_edgeimpulse.wire import DEFAULT_WIRE_LIMITS, MIB, WireLimits
 
-DEFAULT_STUDIO_URL = "https://studio.edgeimpulse.com"
 DEFAULT_INGESTION_URL = "https://ingestion.edgeimpulse.com"
 DEFAULT_TIMEOUT_S = 60.0
 

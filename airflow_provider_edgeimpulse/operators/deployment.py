@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_edgeimpulse import validation as _params
 from airflow_provider_edgeimpulse.hooks import job_requests
+from airflow_provider_edgeimpulse.operators.announce import announce, deployment_event_extra
 from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator, JobRequest
 from airflow_provider_edgeimpulse.storage import is_object_path, make_object_directory, shown_location, storage_path
 from airflow_provider_edgeimpulse.studio import MODEL_VARIANTS as MODEL_TYPES
@@ -57,11 +58,19 @@ class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
     :param impulse_id: the impulse to build; the project's default impulse when omitted. Templated.
     :param download_timeout: seconds the whole download may take once the build is done (default an hour),
         however the server paces it. Templated.
+    :param project_version: the number of the project version this build was made from, when the pipeline made
+        one (e.g. ``"{{ ti.xcom_pull(task_ids='version')['version'] }}"``); it goes into the result and the
+        announcement. Templated.
+
+    Announcing: every Asset among the task's ``outlets`` (e.g. :func:`~.announce.deployment_asset`) gets an
+    event whose extra holds ``project_id``, ``project_version``, ``deployment_version``, ``format``, ``engine``,
+    ``model_type``, ``sha256``, ``size``, ``filename``, ``path`` and ``job_id``, blocking or deferred.
 
     Common parameters: see :class:`EdgeImpulseRunJobOperator`.
 
     :return: ``{"path", "size", "sha256", "filename", "format", "engine", "model_type", "deploymentVersion",
-        "job_id", "project_id"}`` (``deploymentVersion`` is ``None`` when Studio does not report it).
+        "job_id", "project_id", "project_version"}`` (``deploymentVersion`` is ``None`` when Studio does not
+        report it).
     """
 
     template_fields: Sequence[str] = (
@@ -73,6 +82,7 @@ class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
         "model_type",
         "impulse_id",
         "download_timeout",
+        "project_version",
     )
 
     def __init__(
@@ -84,6 +94,7 @@ class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
         model_type: str | None = None,
         impulse_id: int | str | None = None,
         download_timeout: float | str = DEFAULT_DOWNLOAD_TIMEOUT_S,
+        project_version: int | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -93,8 +104,11 @@ class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
         self.model_type = model_type
         self.impulse_id = impulse_id
         self.download_timeout = download_timeout
+        self.project_version = project_version
         if not isinstance(download_timeout, str):  # a template is checked once rendered
             _params.positive_seconds("download_timeout", download_timeout, text=True)
+        if not isinstance(project_version, str):
+            _params.optional_int("project_version", project_version, minimum=1)
 
     def build_spec(self, hook: EdgeImpulseHook) -> BuildSpec:
         """The checked build: arguments first (no request), then the project's deployment targets."""
@@ -137,6 +151,7 @@ class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
         return BuildSpec(fmt, str(engine), model_type, impulse_id, path, into_directory, download_timeout)
 
     def job_request(self, hook: EdgeImpulseHook, context: Context) -> JobRequest:
+        _params.optional_int("project_version", self.project_version, minimum=1)
         spec = self.build_spec(hook)
         # Make the destination now: a path that cannot be written should fail before a build is paid for. (An
         # object store has no directories to make: its store was resolved by build_spec.)
@@ -159,6 +174,7 @@ class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
     def job_result(self, hook: EdgeImpulseHook, outcome: dict[str, Any], context: Context) -> Any:
         # A fresh operator after a deferral: check the (rendered) arguments again rather than trusting state.
         spec = self.build_spec(hook)
+        project_version = _params.optional_int("project_version", self.project_version, minimum=1)
         version = _deployment_version(outcome.get("job"))
         destination = spec.output_path
         if is_object_path(destination):
@@ -175,7 +191,7 @@ class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
             download_timeout=spec.download_timeout,
             into_directory=spec.into_directory,
         )
-        return {
+        result = {
             "path": download["path"],
             "size": download["size"],
             "sha256": download["sha256"],
@@ -186,7 +202,12 @@ class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
             "deploymentVersion": version,
             "job_id": outcome.get("job_id"),
             "project_id": outcome.get("project_id"),
+            "project_version": project_version,
         }
+        announced = announce(context, self.outlets, deployment_event_extra(result, project_version))
+        if announced:
+            self.log.info("Announced deployment %s (sha256 %s) to %s", version, result["sha256"], ", ".join(announced))
+        return result
 
 
 def _deployment_version(job: Any) -> int | None:

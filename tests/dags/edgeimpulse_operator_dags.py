@@ -10,12 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from airflow.providers.common.compat.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG, Asset
 
 from airflow_provider_edgeimpulse.operators.data import (
     EdgeImpulseBatchEditLabelsOperator,
     EdgeImpulseUploadSamplesOperator,
 )
+from airflow_provider_edgeimpulse.operators.announce import deployment_asset
 from airflow_provider_edgeimpulse.operators.deployment import EdgeImpulseBuildDeploymentOperator
 from airflow_provider_edgeimpulse.operators.impulse import EdgeImpulseCreateImpulseOperator
 from airflow_provider_edgeimpulse.operators.model_testing import EdgeImpulseModelTestingOperator
@@ -96,6 +97,26 @@ def testing_and_deployment_dag(mode: str) -> DAG:
     return dag
 
 
+# The Assets a build announces to: the provider's name for the project's Arduino builds, and one of the author's.
+ANNOUNCED_DEPLOYMENT = deployment_asset(1, "arduino", "http://127.0.0.1")
+ANNOUNCED_FIRMWARE = Asset("file:///firmware/releases")
+
+
+def announce_dag(mode: str) -> DAG:
+    params = {"output_dir": "/nonexistent", "project_version": "None"}
+    with _dag(f"ei_ops_announce_{mode}", params) as dag:
+        EdgeImpulseBuildDeploymentOperator(
+            task_id="build",
+            deployment_format="arduino",
+            output_path="{{ params.output_dir }}/",
+            project_version="{{ params.project_version }}",
+            deferrable=MODES[mode],
+            outlets=[ANNOUNCED_DEPLOYMENT, ANNOUNCED_FIRMWARE],
+            **_WAIT,
+        )
+    return dag
+
+
 def tuner_dag(mode: str) -> DAG:
     params = {"device": "cortex-m4f-80mhz", "latency": 100, "trials": 3, "metric": "latency"}
     with _dag(f"ei_ops_tuner_{mode}", params) as dag:
@@ -154,6 +175,7 @@ DAGS = {
     for dag in (
         training_dag(mode),
         testing_and_deployment_dag(mode),
+        announce_dag(mode),
         tuner_dag(mode),
         data_dag(mode),
         failing_dag(mode),
