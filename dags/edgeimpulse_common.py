@@ -37,6 +37,22 @@ def setting(name: str, default: Any) -> Any:
     return default if value in (None, "") else value
 
 
+def deployment_asset_of_settings() -> Any:
+    """
+    The Asset the example pipelines announce their builds to and the firmware DAG is scheduled on:
+    ``edgeimpulse://<studio host>/project/<id>/deployment/<format>`` from the Variables ``edgeimpulse_studio_url``,
+    ``edgeimpulse_project_id`` and ``edgeimpulse_deployment_format`` (parse time, so both sides name the same one).
+    """
+    from airflow_provider_edgeimpulse.operators.announce import deployment_asset
+    from airflow_provider_edgeimpulse.studio import DEFAULT_STUDIO_URL
+
+    return deployment_asset(
+        setting("project_id", 1),
+        str(setting("deployment_format", DEFAULT_DEPLOYMENT_FORMAT)),
+        str(setting("studio_url", DEFAULT_STUDIO_URL)),
+    )
+
+
 def retrain_test_gate_build(
     *,
     conn_id: str,

@@ -2,10 +2,11 @@
 Nightly retraining: upload the day's new samples (optional), retrain, test, stop below an accuracy threshold,
 build the deployment and download it.
 
-The downloaded artifact is an Asset outlet (``edgeimpulse://<project id>/deployment``): schedule a downstream DAG
-(flash devices, publish a release) on it. Settings: DAG params at run time (trigger form or ``--conf``), Airflow
-Variables ``edgeimpulse_*`` at parse time (``edgeimpulse_nightly_schedule``: when it runs, ``@daily`` unless set);
-every default works against the provider's emulator.
+The build is announced as an event of the Asset ``edgeimpulse://<studio host>/project/<id>/deployment/<format>``
+whose extra says which build it is (sha256, size, versions): ``edgeimpulse_firmware_release`` is scheduled on it.
+Settings: DAG params at run time (trigger form or ``--conf``), Airflow Variables ``edgeimpulse_*`` at parse time
+(``edgeimpulse_nightly_schedule``: when it runs, ``@daily`` unless set); every default works against the
+provider's emulator.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import os
 from datetime import datetime
 from typing import Any
 
-from airflow.providers.common.compat.sdk import DAG, Asset, Param, task
+from airflow.providers.common.compat.sdk import DAG, Param, task
 from edgeimpulse_common import (
     DEFAULT_ACCURACY_THRESHOLD,
     DEFAULT_CONN_ID,
     DEFAULT_DEPLOYMENT_ENGINE,
     DEFAULT_DEPLOYMENT_FORMAT,
     DEFAULT_OUTPUT_DIR,
+    deployment_asset_of_settings,
     retrain_test_gate_build,
     setting,
 )
@@ -34,7 +36,7 @@ DEFERRABLE = str(setting("deferrable", "true")).strip().lower() in ("true", "1",
 # A cron expression or preset; "none" for manual and API-triggered runs only.
 SCHEDULE = str(setting("nightly_schedule", "@daily")).strip()
 SAMPLE_PATTERNS = ("*.wav", "*.json", "*.cbor", "*.csv", "*.jpg", "*.jpeg", "*.png")
-deployment = Asset(f"edgeimpulse://{PROJECT_ID}/deployment")
+deployment = deployment_asset_of_settings()
 
 with DAG(
     dag_id="edgeimpulse_nightly_retrain",

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.airflow_compat import xcom, xcoms
+from tests.airflow_compat import asset_event_extras, register_assets, xcom, xcoms
 
 DAGS = Path(__file__).resolve().parent.parent / "dags"
 if str(DAGS) not in sys.path:
@@ -48,6 +48,8 @@ def test_nightly_retrain_uploads_retrains_tests_gates_and_builds(edgeimpulse_emu
     for n in range(3):
         (samples / f"wave.{n}.json").write_text('{"payload": {"values": [[1, 2, 3]]}}')
     out = tmp_path / "out"
+    announced_to = load("edgeimpulse_nightly_retrain").get_task("retrain_test_gate_build.build").outlets[0].uri
+    register_assets(announced_to)
     dag_run = run("edgeimpulse_nightly_retrain", {"samples_dir": str(samples), "output_dir": str(out)})
     assert str(dag_run.state) == "success", states(dag_run)
     uploaded = xcom(dag_run, "upload_samples")
@@ -62,6 +64,52 @@ def test_nightly_retrain_uploads_retrains_tests_gates_and_builds(edgeimpulse_emu
     assert str(artifact).startswith(str(out))
     assert xcom(dag_run, "retrain_test_gate_build.retrain", "studio_url").startswith(em.url)
     assert em.api_key not in json.dumps(xcoms(dag_run), default=str), "no secret in any XCom"
+    assert announced_to == "edgeimpulse://studio.edgeimpulse.com/project/1/deployment/zip"
+    announced = asset_event_extras(announced_to)[-1]
+    assert (announced["sha256"], announced["size"], announced["path"]) == (
+        build["sha256"],
+        build["size"],
+        build["path"],
+    )
+
+
+def test_firmware_release_checks_and_releases_the_announced_build(edgeimpulse_emulator, tmp_path):
+    edgeimpulse_emulator.configure(job_duration=0.2)
+    nightly = run("edgeimpulse_nightly_retrain", {"samples_dir": "", "output_dir": str(tmp_path)})
+    build = xcom(nightly, "retrain_test_gate_build.build")
+    announced = {**build, "deployment_version": build["deploymentVersion"]}
+
+    dag_run = run("edgeimpulse_firmware_release", {"build": announced})
+    assert str(dag_run.state) == "success", states(dag_run)
+    assert xcom(dag_run, "release") == {
+        "project_version": None,
+        "deployment_version": build["deploymentVersion"],
+        "sha256": build["sha256"],
+        "path": build["path"],
+    }
+
+    Path(build["path"]).write_bytes(b"PK\x05\x06" + bytes(18))  # replaced after it was announced
+    dag_run = run("edgeimpulse_firmware_release", {"build": announced})
+    assert str(dag_run.state) == "failed"
+    assert states(dag_run)["verify"].endswith("failed")
+    assert states(dag_run)["release"].endswith("upstream_failed")
+
+
+def test_firmware_release_takes_the_newest_build_of_the_events_that_triggered_it():
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+
+    module = importlib.import_module("edgeimpulse_firmware_release")
+    announced_build = module.dag.get_task("announced_build").python_callable
+
+    def event(day: int, sha: str) -> Any:
+        extra = {"path": "/fw.zip", "sha256": sha, "size": 3, "deployment_version": day}
+        return SimpleNamespace(timestamp=datetime(2026, 1, day, tzinfo=timezone.utc), extra=extra)
+
+    events = {module.deployment: [event(2, "b"), event(3, "c"), event(1, "a")]}
+    assert announced_build(**{module.TRIGGERING_EVENTS: events})["sha256"] == "c"
+    with pytest.raises(ValueError, match="names no path, sha256, size"):
+        announced_build(params={"build": {}})
 
 
 def test_nightly_retrain_without_samples_skips_only_the_upload(edgeimpulse_emulator, tmp_path):

@@ -12,11 +12,11 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import DAG, Asset
 
+from airflow_provider_edgeimpulse.operators.announce import deployment_asset
 from airflow_provider_edgeimpulse.operators.data import (
     EdgeImpulseBatchEditLabelsOperator,
     EdgeImpulseUploadSamplesOperator,
 )
-from airflow_provider_edgeimpulse.operators.announce import deployment_asset
 from airflow_provider_edgeimpulse.operators.deployment import EdgeImpulseBuildDeploymentOperator
 from airflow_provider_edgeimpulse.operators.impulse import EdgeImpulseCreateImpulseOperator
 from airflow_provider_edgeimpulse.operators.model_testing import EdgeImpulseModelTestingOperator
