@@ -776,6 +776,30 @@ def _(env: Env) -> Call:
     return render_and_execute(op, t="soon")
 
 
+@case("op-build-project-version-text", ValueError, "project_version must be an integer", "'latest'", remote=LOCAL)
+def _(env: Env) -> Call:
+    op = in_dag(
+        lambda: EdgeImpulseBuildDeploymentOperator(
+            task_id="t", deployment_format="zip", output_path=str(env.tmp), project_version="{{ params.v }}"
+        )
+    )
+    return render_and_execute(op, v="latest")
+
+
+@case("op-build-project-version-zero", ValueError, "project_version must be at least 1", "0", remote=LOCAL)
+def _(env: Env) -> Call:
+    return lambda: EdgeImpulseBuildDeploymentOperator(
+        task_id="t", deployment_format="zip", output_path=str(env.tmp), project_version=0
+    )
+
+
+@case("deployment-asset-format-path", ValueError, "deployment_format must be a format name", "'zip/v2'", remote=LOCAL)
+def _(env: Env) -> Call:
+    from airflow_provider_edgeimpulse.operators.announce import deployment_asset
+
+    return lambda: deployment_asset(1, "zip/v2")
+
+
 @case("op-testing-unknown-category", ValueError, "category must be one of", "'holdout'", remote=LOCAL)
 def _(env: Env) -> Call:
     return execute(EdgeImpulseModelTestingOperator(task_id="t", category="holdout"))
