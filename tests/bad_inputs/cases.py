@@ -766,24 +766,24 @@ def _(env: Env) -> Call:
     )
 
 
-@case("op-build-download-timeout-text", ValueError, "download_timeout must be a positive", "'soon'", remote=LOCAL)
-def _(env: Env) -> Call:
+def rendered_build(env: Env, field: str, value: Any) -> Call:
+    """A build whose templated ``field`` renders to ``value``."""
     op = in_dag(
         lambda: EdgeImpulseBuildDeploymentOperator(
-            task_id="t", deployment_format="zip", output_path=str(env.tmp), download_timeout="{{ params.t }}"
+            task_id="t", deployment_format="zip", output_path=str(env.tmp), **{field: "{{ params.value }}"}
         )
     )
-    return render_and_execute(op, t="soon")
+    return render_and_execute(op, value=value)
+
+
+@case("op-build-download-timeout-text", ValueError, "download_timeout must be a positive", "'soon'", remote=LOCAL)
+def _(env: Env) -> Call:
+    return rendered_build(env, "download_timeout", "soon")
 
 
 @case("op-build-project-version-text", ValueError, "project_version must be an integer", "'latest'", remote=LOCAL)
 def _(env: Env) -> Call:
-    op = in_dag(
-        lambda: EdgeImpulseBuildDeploymentOperator(
-            task_id="t", deployment_format="zip", output_path=str(env.tmp), project_version="{{ params.v }}"
-        )
-    )
-    return render_and_execute(op, v="latest")
+    return rendered_build(env, "project_version", "latest")
 
 
 @case("op-build-project-version-zero", ValueError, "project_version must be at least 1", "0", remote=LOCAL)

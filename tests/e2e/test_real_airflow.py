@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -20,7 +21,8 @@ from urllib.parse import quote
 import pytest
 
 from airflow_provider_edgeimpulse.emulator.sample_files import write_wave_samples
-from tests.e2e.stack import EMULATOR_PROJECT_ID, AirflowStack, StackError
+from tests.e2e import runs
+from tests.e2e.stack import EMULATOR_PROJECT_ID, AirflowStack, StackError, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -35,6 +37,9 @@ EXPECTED_STATES = {
     "retrain_test_gate_build.quality_gate": "success",
     "retrain_test_gate_build.build": "success",
 }
+# Scheduled on the Asset the nightly build announces to; on for this module only.
+FIRMWARE_DAG_ID = "edgeimpulse_firmware_release"
+DEPLOYMENT_ASSET = f"edgeimpulse://studio.edgeimpulse.com/project/{EMULATOR_PROJECT_ID}/deployment/zip"
 TRIGGER_CLASSPATH = "airflow_provider_edgeimpulse.triggers.job.EdgeImpulseJobTrigger"
 JOB_DURATION_S = 5.0  # long enough to watch the task sit deferred while its job runs
 RUN_TIMEOUT_S = 300.0
@@ -84,9 +89,18 @@ def take_sample(stack: AirflowStack, run_path: str, started: float) -> tuple[Sam
 
 
 @pytest.fixture(scope="module")
-def nightly_run(airflow_stack: AirflowStack, tmp_path_factory: pytest.TempPathFactory) -> NightlyRun:
+def nightly_run(airflow_stack: AirflowStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NightlyRun]:
     stack = airflow_stack
     stack.wait_for_dag(DAG_ID)
+    # On before the build announces: a paused DAG gets no run queued for an asset event.
+    runs.unpause(stack, FIRMWARE_DAG_ID)
+    try:
+        yield _nightly_run(stack, tmp_path_factory)
+    finally:
+        stack.api("PATCH", f"/dags/{FIRMWARE_DAG_ID}", json={"is_paused": True})
+
+
+def _nightly_run(stack: AirflowStack, tmp_path_factory: pytest.TempPathFactory) -> NightlyRun:
     stack.emulator("POST", "/config", json={"job_duration": JOB_DURATION_S})
     stack.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
     work = tmp_path_factory.mktemp("nightly")
@@ -211,3 +225,42 @@ def test_xcoms_and_the_studio_link(airflow_stack: AirflowStack, nightly_run: Nig
     # The job really ran on the emulator: started once, finished successfully.
     (job,) = [j for j in airflow_stack.emulator("GET", "/jobs")["jobs"] if int(j["id"]) == job_id]
     assert (job["finished"] is not None, job["finishedSuccessful"]) == (True, True), job
+
+
+def test_the_build_is_announced_and_the_firmware_dag_runs_on_it(
+    airflow_stack: AirflowStack, nightly_run: NightlyRun
+) -> None:
+    stack = airflow_stack
+    build = runs.xcom(stack, DAG_ID, nightly_run.run_id, "retrain_test_gate_build.build")
+    events = stack.api("GET", "/assets/events", params={"source_dag_id": DAG_ID, "source_run_id": nightly_run.run_id})[
+        "asset_events"
+    ]
+    (event,) = events
+    assert event["uri"] == DEPLOYMENT_ASSET
+    assert event["source_task_id"] == "retrain_test_gate_build.build"
+    announced = {
+        "project_id": EMULATOR_PROJECT_ID,
+        "project_version": None,
+        "deployment_version": build["deploymentVersion"],
+        "format": "zip",
+        "engine": "tflite-eon",
+        "model_type": None,
+        "sha256": build["sha256"],
+        "size": build["size"],
+        "filename": build["filename"],
+        "path": build["path"],
+        "job_id": build["job_id"],
+    }
+    assert event["extra"] == announced
+
+    def firmware_run() -> dict[str, Any] | None:
+        triggered = [r for r in runs.runs_of(stack, FIRMWARE_DAG_ID) if r["run_type"] == "asset_triggered"]
+        return triggered[0] if triggered else None
+
+    run = wait_until(firmware_run, timeout=120, what="a firmware_release run started by the asset event")
+    run_id = str(run["dag_run_id"])
+    assert runs.wait_for_run_end(stack, FIRMWARE_DAG_ID, run_id) == "success", runs.task_states(
+        stack, FIRMWARE_DAG_ID, run_id
+    )
+    assert runs.xcom(stack, FIRMWARE_DAG_ID, run_id, "announced_build") == announced, "the run saw the event's extra"
+    assert runs.xcom(stack, FIRMWARE_DAG_ID, run_id, "release")["sha256"] == build["sha256"]
