@@ -17,13 +17,14 @@ from airflow_provider_edgeimpulse.emulator import (
     rest_model,
     rest_project,
     rest_tuner,
+    rest_versions,
 )
 from airflow_provider_edgeimpulse.emulator.auth import authenticate, check_project
 from airflow_provider_edgeimpulse.emulator.config import EmulatorConfig
 from airflow_provider_edgeimpulse.emulator.errors import ApiError
 from airflow_provider_edgeimpulse.emulator.sockets import add_socket_routes
 from airflow_provider_edgeimpulse.emulator.state import EmulatorState
-from airflow_provider_edgeimpulse.emulator.web_util import STATE, error_response
+from airflow_provider_edgeimpulse.emulator.web_util import PRINCIPAL, STATE, error_response
 
 # Large enough for any JSON body Studio accepts; uploads stream through ingestion without this limit.
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -59,6 +60,7 @@ async def studio_middleware(request: web.Request, handler: Handler) -> web.Strea
             raise ApiError(match.http_exception.status, f"{request.method} {path}: {match.http_exception.reason}")
         if _needs_auth(path):
             principal = authenticate(state, request)
+            request[PRINCIPAL] = principal
             raw_project = match.get("projectId")
             if raw_project is not None:
                 check_project(principal, raw_project)
@@ -80,7 +82,7 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
         # The contract promises app["state"]; aiohttp prefers typed keys and warns about plain strings.
         warnings.simplefilter("ignore")
         app["state"] = state
-    for module in (rest_project, rest_jobs, rest_data, rest_model, deploy, rest_tuner, ingestion, control):
+    for module in (rest_project, rest_jobs, rest_data, rest_model, rest_versions, deploy, rest_tuner, ingestion, control):
         module.add_routes(app)
     add_socket_routes(app, state)
 

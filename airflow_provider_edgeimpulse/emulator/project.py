@@ -87,6 +87,43 @@ class Deployment:
 
 
 @dataclass
+class Version:
+    """A stored snapshot of the project (``ListVersionsResponse.versions[]``)."""
+
+    id: int
+    version: int
+    description: str
+    created: datetime
+    bucket: dict[str, Any]
+    training_accuracy: float | None = None
+    test_accuracy: float | None = None
+    public_project_id: int | None = None
+    public_project_url: str | None = None
+    total_samples: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.id,
+            "version": self.version,
+            "description": self.description,
+            "bucket": dict(self.bucket),
+            "created": iso(self.created),
+            "userId": 1,
+            "userName": "emulator",
+            "accuracyBasedOnImpulse": "Impulse #1",
+            "totalSamplesCount": str(self.total_samples),
+        }
+        if self.training_accuracy is not None:
+            body["trainingAccuracy"] = self.training_accuracy
+        if self.test_accuracy is not None:
+            body["testAccuracy"] = self.test_accuracy
+        if self.public_project_id is not None:
+            body["publicProjectId"] = self.public_project_id
+            body["publicProjectUrl"] = self.public_project_url
+        return body
+
+
+@dataclass
 class ProjectData:
     id: int
     name: str
@@ -98,6 +135,9 @@ class ProjectData:
     optimize_config: dict[str, Any] | None = None
     tuner_runs: dict[int, TunerRun] = field(default_factory=dict)
     deployments: dict[int, Deployment] = field(default_factory=dict)
+    versions: dict[int, Version] = field(default_factory=dict)
+    # Studio remembers the "run model testing while versioning" checkbox from the last version job.
+    run_model_testing_while_versioning: bool = False
     classified: bool = False
     evaluated: bool = False
     compute_ms: int = 0
@@ -109,6 +149,9 @@ class ProjectData:
     _next_sample_id: int = 1
     _next_impulse_id: int = IMPULSE_ID + 1
     _next_deployment_version: int = 1
+    # Version numbers and ids are never reused, also after a deletion.
+    next_version: int = 1
+    _next_version_id: int = 1
 
     def add_sample(
         self,
@@ -150,6 +193,21 @@ class ProjectData:
         self._next_deployment_version += 1
         return self._next_deployment_version - 1
 
+    def add_version(self, description: str, bucket: dict[str, Any], **figures: Any) -> Version:
+        version = Version(
+            id=self._next_version_id,
+            version=self.next_version,
+            description=description,
+            created=self.clock.now(),
+            bucket=bucket,
+            total_samples=len(self.samples),
+            **figures,
+        )
+        self._next_version_id += 1
+        self.next_version += 1
+        self.versions[version.id] = version
+        return version
+
     def learn_block(self, learn_id: int) -> dict[str, Any] | None:
         blocks = (self.impulse or {}).get("learnBlocks", [])
         return next((b for b in blocks if b.get("id") == learn_id), None)
@@ -180,7 +238,7 @@ class ProjectData:
             "isEnterpriseProject": False,
             "whitelabelId": 1,
             "tier": "free",
-            "hasPublicVersion": False,
+            "hasPublicVersion": any(v.public_project_id is not None for v in self.versions.values()),
             "isPublic": False,
             "allowsLivePublicAccess": False,
             "indPauseProcessingSamples": False,
