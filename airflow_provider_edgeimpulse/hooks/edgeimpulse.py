@@ -55,6 +55,12 @@ class BatchEditResult(TypedDict):
     done: bool  # true when the labels were changed at once
 
 
+class ProjectVersions(TypedDict):
+    next_version: int | None  # the number the next version job will give its version
+    versions: list[dict[str, Any]]  # ``{id, version, description, created, testAccuracy?...}``, as Studio lists
+    run_model_testing_while_versioning: bool
+
+
 class UploadedFile(TypedDict):
     path: str
     success: bool
@@ -291,6 +297,18 @@ class EdgeImpulseHook(BaseHook):
     def start_set_tuner_primary(self, trial_id: str, name: str | None = None) -> int:
         """Make an EON Tuner trial the project's impulse."""
         return self.start_job(*job_requests.set_tuner_primary(trial_id, name))
+
+    def start_version(
+        self,
+        description: str,
+        make_public: bool = False,
+        run_model_testing_while_versioning: bool | None = None,
+        bucket_id: int | None = None,
+    ) -> int:
+        """Version the project (data and configuration); ``bucket_id`` (own storage) needs a JWT connection."""
+        return self.start_job(
+            *job_requests.create_version(description, make_public, run_model_testing_while_versioning, bucket_id)
+        )
 
     def get_job_status(self, job_id: int) -> dict[str, Any]:
         """The job object: ``id, category, created, started?, finished?, finishedSuccessful?...``."""
@@ -640,6 +658,44 @@ class EdgeImpulseHook(BaseHook):
         engine). ``exclude_labels`` leaves out the dataset's labels, which are big on regression projects.
         """
         return self._get(f"training/keras/{int(learn_id)}/metadata", {"excludeLabels": exclude_labels})
+
+    # -- versions ------------------------------------------------------------------------------------------
+
+    def list_versions(self) -> ProjectVersions:
+        """The project's versions as Studio lists them, and the number the next version job will use."""
+        data = self._get("versions")
+        versions = data.get("versions")
+        next_version = data.get("nextVersion")
+        return {
+            "next_version": next_version
+            if isinstance(next_version, int) and not isinstance(next_version, bool)
+            else None,
+            "versions": [v for v in versions if isinstance(v, dict)] if isinstance(versions, list) else [],
+            "run_model_testing_while_versioning": data.get("runModelTestingWhileVersioning") is True,
+        }
+
+    def get_version(self, version_id: int) -> dict[str, Any]:
+        """One version by id (Studio has no single-version endpoint: it is picked from the list)."""
+        found = next((v for v in self.list_versions()["versions"] if v.get("id") == int(version_id)), None)
+        if found is None:
+            path = self._project_path("versions")
+            raise EdgeImpulseAPIError(
+                f"Edge Impulse project {self.project_id} has no version with id {int(version_id)}",
+                status=404,
+                method="GET",
+                path=path,
+            )
+        return found
+
+    def update_version(self, version_id: int, description: str | None = None) -> None:
+        """Change a version's description (only the fields given are changed)."""
+        body = {} if description is None else {"description": description}
+        self._post(f"versions/{int(version_id)}", body=body, idempotent=True)
+
+    def delete_version(self, version_id: int) -> None:
+        """Delete a version (Studio keeps its copy in cold storage)."""
+        self.log.info("Deleting version %d of Edge Impulse project %d", int(version_id), self.project_id)
+        self._call("DELETE", self._project_path(f"versions/{int(version_id)}"), idempotent=True)
 
     # -- EON Tuner -----------------------------------------------------------------------------------------
 

@@ -63,3 +63,18 @@ def optimize(extended_from_job_id: int | None = None) -> JobRequest:
 
 def set_tuner_primary(trial_id: str, name: str | None = None) -> JobRequest:
     return "jobs/set-tuner-primary-job", {"trialId": str(trial_id)}, ({"name": name} if name is not None else {})
+
+
+def create_version(
+    description: str,
+    make_public: bool = False,
+    run_model_testing_while_versioning: bool | None = None,
+    bucket_id: int | None = None,
+) -> JobRequest:
+    """``ProjectVersionRequest``; left out, ``runModelTestingWhileVersioning`` is the project's last choice."""
+    body: dict[str, Any] = {"description": description, "makePublic": make_public}
+    if run_model_testing_while_versioning is not None:
+        body["runModelTestingWhileVersioning"] = run_model_testing_while_versioning
+    if bucket_id is not None:
+        body["bucketId"] = int(bucket_id)
+    return "jobs/version", None, body
