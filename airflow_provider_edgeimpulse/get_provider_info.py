@@ -14,7 +14,17 @@ from airflow_provider_edgeimpulse import __version__
 
 _PACKAGE = "airflow_provider_edgeimpulse"
 HOOK_CLASS = f"{_PACKAGE}.hooks.edgeimpulse.EdgeImpulseHook"
-OPERATOR_MODULES = ("job", "training", "model_testing", "model_gate", "deployment", "tuner", "data", "impulse")
+OPERATOR_MODULES = (
+    "job",
+    "training",
+    "model_testing",
+    "model_gate",
+    "deployment",
+    "tuner",
+    "data",
+    "impulse",
+    "versions",
+)
 SENSOR_MODULES = ("job", "tuner", "new_samples")
 TRIGGER_MODULES = ("job", "job_watch", "tuner", "new_samples")
 

@@ -37,5 +37,14 @@ def deployment_asset_uri(project_id: int, deployment_format: str, studio_url: st
     The Studio host keeps projects of two Studio instances apart; the format keeps a firmware team's Arduino
     library apart from the C++ library of the same project.
     """
-    host = urlsplit(studio_url).netloc or studio_url.strip("/")
-    return f"edgeimpulse://{host}/project/{project_id}/deployment/{deployment_format}"
+    return f"edgeimpulse://{studio_host(studio_url)}/project/{project_id}/deployment/{deployment_format}"
+
+
+def studio_host(studio_url: str) -> str:
+    """The ``host[:port]`` of a Studio URL, never its user info: what names a Studio in Asset and lineage names."""
+    return urlsplit(studio_url).netloc.rsplit("@", 1)[-1] or studio_url.strip("/")
+
+
+def studio_versions_url(studio_url: str, project_id: int) -> str:
+    """The Studio page that lists a project's versions."""
+    return studio_page_url(studio_url, project_id, "versions")

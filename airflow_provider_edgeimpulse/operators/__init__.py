@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         EdgeImpulseSetTunerPrimaryOperator,
         EdgeImpulseStartEONTunerOperator,
     )
+    from airflow_provider_edgeimpulse.operators.versions import EdgeImpulseCreateVersionOperator
 
 _LAZY = {
     "EdgeImpulseRunJobOperator": "job",
@@ -39,12 +40,14 @@ _LAZY = {
     "EdgeImpulseBatchEditLabelsOperator": "data",
     "EdgeImpulseUploadSamplesOperator": "data",
     "EdgeImpulseCreateImpulseOperator": "impulse",
+    "EdgeImpulseCreateVersionOperator": "versions",
 }
 
 __all__ = [
     "EdgeImpulseBatchEditLabelsOperator",
     "EdgeImpulseBuildDeploymentOperator",
     "EdgeImpulseCreateImpulseOperator",
+    "EdgeImpulseCreateVersionOperator",
     "EdgeImpulseGenerateFeaturesOperator",
     "EdgeImpulseModelGateOperator",
     "EdgeImpulseModelTestingOperator",
