@@ -82,7 +82,17 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
         # The contract promises app["state"]; aiohttp prefers typed keys and warns about plain strings.
         warnings.simplefilter("ignore")
         app["state"] = state
-    for module in (rest_project, rest_jobs, rest_data, rest_model, rest_versions, deploy, rest_tuner, ingestion, control):
+    for module in (
+        rest_project,
+        rest_jobs,
+        rest_data,
+        rest_model,
+        rest_versions,
+        deploy,
+        rest_tuner,
+        ingestion,
+        control,
+    ):
         module.add_routes(app)
     add_socket_routes(app, state)
 

@@ -14,6 +14,7 @@ from airflow_provider_edgeimpulse.links import STUDIO_URL_XCOM_KEY
 from airflow_provider_edgeimpulse.operators import resume
 from airflow_provider_edgeimpulse.operators._base import EdgeImpulseBaseOperator
 from airflow_provider_edgeimpulse.operators._globs import glob_files, glob_objects
+from airflow_provider_edgeimpulse.operators._lineage import DatasetName, LineageMixin, directories_of, project_dataset
 from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator, JobRequest
 from airflow_provider_edgeimpulse.storage import is_object_path, is_url, shown_location, storage_path
 from airflow_provider_edgeimpulse.studio import SAMPLE_CATEGORIES, UPLOAD_CATEGORIES, studio_page_url
@@ -306,7 +307,7 @@ class EdgeImpulseUploadFailed(AirflowException):
     """No file was uploaded, or some were not and ``fail_on_error`` is set."""
 
 
-class EdgeImpulseUploadSamplesOperator(EdgeImpulseBaseOperator):
+class EdgeImpulseUploadSamplesOperator(LineageMixin, EdgeImpulseBaseOperator):
     """
     Upload files as samples through the ingestion service (1000 files a request, streamed from disk or from
     Airflow's object storage).
@@ -329,6 +330,9 @@ class EdgeImpulseUploadSamplesOperator(EdgeImpulseBaseOperator):
     :param edgeimpulse_conn_id: the Airflow connection to Edge Impulse.
     :param project_id: overrides the connection's project. Templated.
     :return: ``{"sample_ids": [...], "uploaded": n, "failed": [{"file", "error"}], "requests": n, "category"}``.
+
+    With Airflow's OpenLineage provider installed the task reports the directories of the uploaded files as
+    inputs and the project (``edgeimpulse://<studio host>``, ``project/<id>``) as output.
     """
 
     template_fields: Sequence[str] = ("project_id", "paths", "category", "sample_label", "metadata", "fail_on_error")
@@ -399,4 +403,10 @@ class EdgeImpulseUploadSamplesOperator(EdgeImpulseBaseOperator):
                 + (f" (and {len(failed) - _SHOWN_ERRORS} more)" if len(failed) > _SHOWN_ERRORS else "")
             )
         self.log.info("Uploaded %d files (%d sample ids)", len(done), len(sample_ids))
+        self.lineage_result = {**result, "files": [f["path"] for f in done]}
         return result
+
+    def lineage_datasets(self, result: dict[str, Any]) -> tuple[list[DatasetName], list[DatasetName]]:
+        # The files themselves are known only to the run that uploaded them (the XCom keeps sample ids).
+        inputs = directories_of(result.get("files") or [])
+        return inputs, [project_dataset(self.hook.studio_url, self.hook.project_id)]

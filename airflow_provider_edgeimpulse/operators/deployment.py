@@ -9,6 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_edgeimpulse import validation as _params
 from airflow_provider_edgeimpulse.hooks import job_requests
+from airflow_provider_edgeimpulse.operators._lineage import (
+    DatasetName,
+    LineageMixin,
+    file_dataset,
+    project_dataset,
+    version_dataset,
+)
 from airflow_provider_edgeimpulse.operators.announce import announce, deployment_event_extra
 from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator, JobRequest
 from airflow_provider_edgeimpulse.storage import is_object_path, make_object_directory, shown_location, storage_path
@@ -32,7 +39,7 @@ class BuildSpec:
     download_timeout: float
 
 
-class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
+class EdgeImpulseBuildDeploymentOperator(LineageMixin, EdgeImpulseRunJobOperator):
     """
     Build a deployment (``jobs/build-ondevice-model``) and download it to ``output_path``.
 
@@ -40,7 +47,8 @@ class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
     (``GET deployment/targets``) before the build starts. The download is streamed to disk (memory stays
     flat whatever the size), checked (a zip must open; a sign-in page or an error answer is refused) and lands
     atomically. The task resumes on a worker after the job to download
-    (``completes_in_trigger`` is off).
+    (``completes_in_trigger`` is off). With Airflow's OpenLineage provider installed it reports the project
+    (``edgeimpulse://<studio host>``, ``project/<id>``) as input and the artefact (its file or object) as output.
 
     :param deployment_format: a ``format`` of ``deployment/targets``, e.g. ``zip`` (C++ library), ``arduino``,
         ``wasm``. Templated.
@@ -207,7 +215,18 @@ class EdgeImpulseBuildDeploymentOperator(EdgeImpulseRunJobOperator):
         announced = announce(context, self.outlets, deployment_event_extra(result, project_version))
         if announced:
             self.log.info("Announced deployment %s (sha256 %s) to %s", version, result["sha256"], ", ".join(announced))
+        self.lineage_result = result
         return result
+
+    def lineage_datasets(self, result: dict[str, Any]) -> tuple[list[DatasetName], list[DatasetName]]:
+        # Built from the version the pipeline made, when it says so: lineage then reads version -> artefact.
+        project_id, number, path = result.get("project_id"), result.get("project_version"), result.get("path")
+        inputs = []
+        if isinstance(project_id, int):
+            studio = self.hook.studio_url
+            source = version_dataset(studio, project_id, number) if isinstance(number, int) else None
+            inputs = [source or project_dataset(studio, project_id)]
+        return inputs, ([file_dataset(path)] if path else [])
 
 
 def _deployment_version(job: Any) -> int | None:

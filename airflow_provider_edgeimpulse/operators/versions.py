@@ -12,6 +12,12 @@ from airflow_provider_edgeimpulse import validation as _params
 from airflow_provider_edgeimpulse.hooks import job_requests
 from airflow_provider_edgeimpulse.hooks.credentials import AuthType
 from airflow_provider_edgeimpulse.links import STUDIO_URL_XCOM_KEY
+from airflow_provider_edgeimpulse.operators._lineage import (
+    DatasetName,
+    LineageMixin,
+    project_dataset,
+    version_dataset,
+)
 from airflow_provider_edgeimpulse.operators.job import EdgeImpulseRunJobOperator, JobRequest
 from airflow_provider_edgeimpulse.studio import studio_versions_url
 
@@ -62,7 +68,7 @@ def _figure(version: dict[str, Any], key: str) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-class EdgeImpulseCreateVersionOperator(EdgeImpulseRunJobOperator):
+class EdgeImpulseCreateVersionOperator(LineageMixin, EdgeImpulseRunJobOperator):
     """
     Version the project (``jobs/version``): Studio stores its data and configuration as a numbered version, the
     rollback point and audit record of a retrain (``jobs/restore`` only restores into an empty project).
@@ -70,7 +76,8 @@ class EdgeImpulseCreateVersionOperator(EdgeImpulseRunJobOperator):
     Before the job starts the operator reads the number the version will get (``nextVersion`` of
     ``GET versions``); after it, it finds the version the job made in the list, returns its figures, and with
     ``keep_last`` deletes older versions. The task resumes on a worker after the job (``completes_in_trigger``
-    is off).
+    is off). With Airflow's OpenLineage provider installed it reports the project as input and the version as
+    output (``edgeimpulse://<studio host>``, ``project/<id>`` -> ``project/<id>/version/<number>``).
 
     :param description: the version's description. Templated.
     :param make_public: publish the version on a public URL (anyone can see and clone it). Default off. Templated.
@@ -153,9 +160,10 @@ class EdgeImpulseCreateVersionOperator(EdgeImpulseRunJobOperator):
         keep_last = self._keep_last()
         next_version = context["ti"].xcom_pull(task_ids=self.task_id, key=NEXT_VERSION_XCOM_KEY)
         next_version = next_version if isinstance(next_version, int) and not isinstance(next_version, bool) else None
-        job = outcome.get("job") if isinstance(outcome.get("job"), dict) else {}
+        job = outcome.get("job")
+        started = job.get("created") if isinstance(job, dict) else None
         versions = hook.list_versions()["versions"]
-        made = identify_version(versions, description, next_version, job.get("created"))
+        made = identify_version(versions, description, next_version, started)
         if made is None:
             raise EdgeImpulseVersionNotFound(
                 f"Edge Impulse job {outcome.get('job_id')} succeeded, but no version described {description!r} "
@@ -186,7 +194,15 @@ class EdgeImpulseCreateVersionOperator(EdgeImpulseRunJobOperator):
             result["test_accuracy"],
             url,
         )
+        self.lineage_result = result
         return result
+
+    def lineage_datasets(self, result: dict[str, Any]) -> tuple[list[DatasetName], list[DatasetName]]:
+        project_id, number = result.get("project_id"), result.get("version")
+        if not isinstance(project_id, int) or not isinstance(number, int):
+            return [], []
+        studio = self.hook.studio_url
+        return [project_dataset(studio, project_id)], [version_dataset(studio, project_id, number)]
 
     def _retain(
         self, hook: EdgeImpulseHook, versions: list[dict[str, Any]], made: dict[str, Any], keep_last: int
