@@ -46,6 +46,7 @@ from airflow_provider_edgeimpulse.operators.tuner import (
     EdgeImpulseSetTunerPrimaryOperator,
     EdgeImpulseStartEONTunerOperator,
 )
+from airflow_provider_edgeimpulse.operators.versions import EdgeImpulseCreateVersionOperator
 from airflow_provider_edgeimpulse.sensors.job import EdgeImpulseJobSensor
 from airflow_provider_edgeimpulse.sensors.new_samples import EdgeImpulseNewSamplesSensor
 from airflow_provider_edgeimpulse.sensors.tuner import EONTunerStateSensor
@@ -869,6 +870,23 @@ def _(env: Env) -> Call:
     return execute(
         EdgeImpulseModelGateOperator(task_id="t", device="cortex-m4f-80mhz", device_variant="akida", max_ram_bytes=1)
     )
+
+
+@case("op-version-keep-last-zero", ValueError, "keep_last must be at least 1", "'0'", remote=LOCAL)
+def _(env: Env) -> Call:
+    op = in_dag(lambda: EdgeImpulseCreateVersionOperator(task_id="t", description="d", keep_last="{{ params.n }}"))
+    return render_and_execute(op, n=0)
+
+
+@case("op-version-bucket-with-api-key", ValueError, "bucket_id", "only for a JWT connection", remote=LOCAL)
+def _(env: Env) -> Call:
+    return execute(EdgeImpulseCreateVersionOperator(task_id="t", description="d", bucket_id=3))
+
+
+@case("op-version-description-not-text", ValueError, "description must be a string", "{'v': 2}", remote=LOCAL)
+def _(env: Env) -> Call:
+    op = in_dag(lambda: EdgeImpulseCreateVersionOperator(task_id="t", description="{{ params.d }}"), native=True)
+    return render_and_execute(op, d={"v": 2})
 
 
 @case("op-tuner-latency-text", ValueError, "target_latency must be an integer", "'fast'", remote=LOCAL)
