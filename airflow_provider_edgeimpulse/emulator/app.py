@@ -24,7 +24,7 @@ from airflow_provider_edgeimpulse.emulator.config import EmulatorConfig
 from airflow_provider_edgeimpulse.emulator.errors import ApiError
 from airflow_provider_edgeimpulse.emulator.sockets import add_socket_routes
 from airflow_provider_edgeimpulse.emulator.state import EmulatorState
-from airflow_provider_edgeimpulse.emulator.web_util import PRINCIPAL, STATE, error_response
+from airflow_provider_edgeimpulse.emulator.web_util import STATE, error_response
 
 # Large enough for any JSON body Studio accepts; uploads stream through ingestion without this limit.
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -60,7 +60,6 @@ async def studio_middleware(request: web.Request, handler: Handler) -> web.Strea
             raise ApiError(match.http_exception.status, f"{request.method} {path}: {match.http_exception.reason}")
         if _needs_auth(path):
             principal = authenticate(state, request)
-            request[PRINCIPAL] = principal
             raw_project = match.get("projectId")
             if raw_project is not None:
                 check_project(principal, raw_project)

@@ -6,12 +6,13 @@ from typing import Any
 
 from aiohttp import web
 
+from airflow_provider_edgeimpulse.emulator.auth import authenticate
 from airflow_provider_edgeimpulse.emulator.errors import ApiError, bad_request, not_found
 from airflow_provider_edgeimpulse.emulator.jobs import Step, lines
 from airflow_provider_edgeimpulse.emulator.project import ProjectData, Version
 from airflow_provider_edgeimpulse.emulator.rest_data import classify_result
 from airflow_provider_edgeimpulse.emulator.rest_jobs import start_job, started, trained_validation_accuracy
-from airflow_provider_edgeimpulse.emulator.web_util import PRINCIPAL, json_body, ok, path_int, state_of
+from airflow_provider_edgeimpulse.emulator.web_util import json_body, ok, path_int, state_of
 
 PUBLIC_PROJECT_ID_OFFSET = 100_000  # a public version is served as a project of its own
 
@@ -35,7 +36,8 @@ def _version_request(request: web.Request, body: dict[str, Any]) -> tuple[str, b
     if bucket_id is not None:
         if isinstance(bucket_id, bool) or not isinstance(bucket_id, int):
             raise bad_request("'bucketId' must be an integer")
-        if getattr(request.get(PRINCIPAL), "kind", None) != "jwt":
+        # The middleware has let the caller in already; asked again, the answer says how it signed in.
+        if authenticate(state_of(request), request).kind != "jwt":
             raise bad_request("Storing a version in your own bucket ('bucketId') requires JWT token authentication")
     return description, make_public, bucket_id, _optional_bool(body, "runModelTestingWhileVersioning")
 

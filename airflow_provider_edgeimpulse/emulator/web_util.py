@@ -11,8 +11,6 @@ from airflow_provider_edgeimpulse.emulator.errors import bad_request
 from airflow_provider_edgeimpulse.emulator.state import EmulatorState
 
 STATE = web.AppKey("ei_emulator_state", EmulatorState)
-# The authenticated caller, set on each request by the middleware (``auth.Principal``).
-PRINCIPAL = "ei_emulator_principal"
 
 
 def state_of(request: web.Request) -> EmulatorState:
