@@ -106,3 +106,16 @@ def test_files_and_objects_are_named_without_credentials(location: str, expected
 def test_the_studio_namespace_is_its_host() -> None:
     assert studio_namespace("https://studio.edgeimpulse.com") == "edgeimpulse://studio.edgeimpulse.com"
     assert studio_namespace("http://user:pw@127.0.0.1:4810") == "edgeimpulse://127.0.0.1:4810"
+
+
+def test_the_providers_extractor_picks_the_facets_up(em) -> None:
+    """The OpenLineage provider's own extractor finds the method and reads the datasets (its contract, not ours)."""
+    from airflow.providers.openlineage.extractors.manager import ExtractorManager
+
+    context = make_context()
+    op = EdgeImpulseCreateVersionOperator(task_id="version", description="extracted")
+    made = op.execute(context)
+    extractor = ExtractorManager()._get_extractor(op)
+    assert extractor is not None
+    lineage = extractor.extract_on_complete(context["ti"])
+    assert _names(lineage.outputs) == [(studio_namespace(em.url), f"project/{em.project_id}/version/{made['version']}")]
