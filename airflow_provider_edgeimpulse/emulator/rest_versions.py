@@ -11,7 +11,7 @@ from airflow_provider_edgeimpulse.emulator.errors import ApiError, bad_request, 
 from airflow_provider_edgeimpulse.emulator.jobs import Step, lines
 from airflow_provider_edgeimpulse.emulator.project import ProjectData, Version
 from airflow_provider_edgeimpulse.emulator.rest_data import classify_result
-from airflow_provider_edgeimpulse.emulator.rest_jobs import start_job, started, trained_validation_accuracy
+from airflow_provider_edgeimpulse.emulator.rest_jobs import start_job, started
 from airflow_provider_edgeimpulse.emulator.web_util import json_body, ok, path_int, state_of
 
 PUBLIC_PROJECT_ID_OFFSET = 100_000  # a public version is served as a project of its own
@@ -50,12 +50,16 @@ def _bucket(project: ProjectData, bucket_id: int | None) -> dict[str, Any]:
 
 
 def _figures(project: ProjectData) -> dict[str, Any]:
-    """Accuracy as the project stands: training's validation figure, and the model-testing result if any."""
+    """
+    Accuracy as the project stands: the int8 model's validation figure (what the Keras block's metadata reports),
+    and the model-testing result when model testing has run.
+    """
     if project.impulse is None or not project.impulse_complete:
         return {}
-    figures: dict[str, Any] = {"training_accuracy": trained_validation_accuracy()}
+    accuracy = classify_result(project)["accuracy"]["accuracyScore"]
+    figures: dict[str, Any] = {"training_accuracy": project.model.variant_accuracy(accuracy, "int8")}
     if project.classified:
-        figures["test_accuracy"] = classify_result(project)["accuracy"]["accuracyScore"]
+        figures["test_accuracy"] = accuracy
     return figures
 
 

@@ -44,6 +44,14 @@ def test_accuracy_figures_match_the_model_testing_results(studio: Studio, valida
     assert 0 < tested_v.training_accuracy <= 1
 
 
+def test_the_training_accuracy_is_the_validation_figure_of_the_trained_model(studio: Studio) -> None:
+    studio.wait(studio.start("jobs/retrain"))
+    metadata = studio.ok("GET", "training/keras/4/metadata")["modelValidationMetrics"]
+    int8 = next(m["accuracy"] for m in metadata if m["type"] == "int8")
+    _version(studio, "trained")
+    assert studio.ok("GET", "versions")["versions"][0]["trainingAccuracy"] == int8
+
+
 def test_run_model_testing_while_versioning_tests_and_is_remembered(studio: Studio, validate) -> None:
     assert studio.get("classify/all/result").status_code == 404
     job_id = _version(studio, "with testing", runModelTestingWhileVersioning=True)
