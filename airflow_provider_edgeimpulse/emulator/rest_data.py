@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -27,7 +28,9 @@ async def list_samples(request: web.Request) -> web.Response:
 
 async def count_samples(request: web.Request) -> web.Response:
     project = state_of(request).project
-    return ok({"count": len(SampleQuery.from_query(request.query).select(project.samples.values()))})
+    # Like Studio, the count takes no ids/excludeIds (openapi.yaml lists none): they are ignored.
+    query = replace(SampleQuery.from_query(request.query), ids=None, exclude_ids=None)
+    return ok({"count": len(query.select(project.samples.values()))})
 
 
 def _sample(request: web.Request) -> Sample:

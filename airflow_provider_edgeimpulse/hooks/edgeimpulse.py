@@ -43,6 +43,7 @@ UPLOAD_MAX_FILE_BYTES = 100 * 1024 * 1024  # per file (the service's limit)
 # test_connection answers a person waiting in the UI: two quick tries, not the task-time budget.
 _TEST_CONNECTION_POLICY = RetryPolicy(max_attempts=2, base_delay=0.5, max_delay=1.0, max_total_sleep=2.0)
 _JOB_PATH = re.compile(r"^jobs/[A-Za-z0-9._~-]+(?:/[A-Za-z0-9._~-]+)*$")
+_COUNT_PAGE = 1000  # samples per GET raw-data page when a count has to be made from the listing
 
 
 class BuildStarted(TypedDict):
@@ -395,9 +396,18 @@ class EdgeImpulseHook(BaseHook):
         labels: Sequence[str] | None = None,
         filename: str | None = None,
         search: str | None = None,
+        ids: Sequence[int] | None = None,
+        exclude_ids: Sequence[int] | None = None,
         **filters: Any,
     ) -> int:
+        """
+        How many samples of ``category`` match the filters.
+
+        ``GET raw-data/count`` takes no ``ids``/``excludeIds``; with those the count is made from the listing.
+        """
         params = {"category": category, "labels": labels, "filename": filename, "search": search, **filters}
+        if ids is not None or exclude_ids is not None:
+            return self._count_listed(params, ids, exclude_ids)
         count = self._get("raw-data/count", params).get("count")
         if isinstance(count, bool) or not isinstance(count, int):
             raise EdgeImpulseAPIError(
@@ -406,6 +416,30 @@ class EdgeImpulseHook(BaseHook):
                 path=self._project_path("raw-data/count"),
             )
         return count
+
+    def _count_listed(
+        self, params: dict[str, Any], ids: Sequence[int] | None, exclude_ids: Sequence[int] | None
+    ) -> int:
+        wanted = None if ids is None else set(ids)
+        skipped = set(exclude_ids or ())
+        seen: set[int] = set()
+        offset = 0
+        while True:
+            page = self._get("raw-data", {**params, "limit": _COUNT_PAGE, "offset": offset}).get("samples")
+            if not isinstance(page, list):
+                raise EdgeImpulseAPIError(
+                    "Edge Impulse GET raw-data answered without samples",
+                    method="GET",
+                    path=self._project_path("raw-data"),
+                )
+            page_ids = {s["id"] for s in page if isinstance(s, dict) and isinstance(s.get("id"), int)}
+            if not page_ids or page_ids <= seen:  # the end, or a server that ignores offset
+                break
+            seen |= page_ids
+            offset += len(page)
+            if len(page) < _COUNT_PAGE:
+                break
+        return len({i for i in seen if (wanted is None or i in wanted) and i not in skipped})
 
     def batch_edit_labels(
         self,

@@ -119,7 +119,7 @@ class EdgeImpulseBatchEditLabelsOperator(EdgeImpulseRunJobOperator):
                 filename=filters["filename"],
                 search=filters["search"],
                 ids=filters["ids"],
-                excludeIds=filters["exclude_ids"],
+                exclude_ids=filters["exclude_ids"],
             )
         except Exception as err:  # the count only informs; the edit does not depend on it
             self.log.warning("Could not count the samples to relabel: %s", err)

@@ -197,6 +197,14 @@ def test_list_and_count_samples(hook: EdgeImpulseHook) -> None:
     assert hook.count_samples("testing", labels=["idle", "wave"]) > 0
 
 
+def test_count_by_ids_is_made_from_the_listing(hook: EdgeImpulseHook, ei: Any) -> None:
+    # GET raw-data/count takes no ids/excludeIds (Studio counts the whole category): they must not go there.
+    testing = [s["id"] for s in hook.list_samples("testing")["samples"]]
+    assert hook.count_samples("testing", ids=[testing[0], testing[1], 10**9], exclude_ids=[testing[1]]) == 1
+    assert hook.count_samples("testing", exclude_ids=testing[:2]) == len(testing) - 2
+    assert route_count(ei, f"GET {P}/raw-data/count") == 0
+
+
 def test_batch_edit_labels_inline(hook: EdgeImpulseHook) -> None:
     before = hook.count_samples("training", labels=["idle"])
     result = hook.batch_edit_labels("resting", "training", labels=["idle"])

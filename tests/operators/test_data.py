@@ -255,3 +255,10 @@ def test_upload_templated_fields_render(em, tmp_path):
     assert (op.category, op.sample_label, op.metadata, op.fail_on_error) == ("split", "rest", {"batch": "9"}, "True")
     result = op.execute(make_context())
     assert result["uploaded"] == 1
+
+
+def test_count_with_ids_is_made_from_the_listing_not_raw_data_count(em):
+    # GET raw-data/count takes no ids (Studio ignores them): counting there would give the whole category.
+    result = relabel(ids=[13, 15, 99], exclude_ids=[15], category="testing").execute(make_context())
+    assert result["affected"] == 1
+    assert [i for i, label in labels_of(em, "testing").items() if label == "waving"] == [13]
