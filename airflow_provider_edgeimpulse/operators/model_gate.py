@@ -120,6 +120,10 @@ class EdgeImpulseModelGateOperator(EdgeImpulseBaseOperator):
     :param baseline: figures the model must not fall below by more than ``max_drop``: the ``figures`` of an
         earlier verdict of this operator, or ``{"accuracy": .., "label_accuracy": {label: ..},
         "variant_accuracy": {variant: ..}}`` with any of the three.
+    :param baseline_version: compare with a project version instead: ``"last"`` (the newest version; with none
+        yet, nothing is compared and the log says so) or a version id. A version records the overall test
+        accuracy only (``testAccuracy``, read as a percentage when above 1); make versions with model testing.
+        Not together with ``baseline``.
     :param max_drop: how much each baseline figure may drop (0 when omitted).
     :param impulse_id: the impulse whose model testing counts; the project's default when omitted.
 
@@ -145,6 +149,7 @@ class EdgeImpulseModelGateOperator(EdgeImpulseBaseOperator):
         "max_ram_bytes",
         "max_rom_bytes",
         "baseline",
+        "baseline_version",
         "max_drop",
     )
     template_fields_renderers = {"baseline": "json"}
@@ -164,6 +169,7 @@ class EdgeImpulseModelGateOperator(EdgeImpulseBaseOperator):
         max_rom_bytes: int | str | None = None,
         learn_id: int | str | None = None,
         baseline: dict[str, Any] | str | None = None,
+        baseline_version: int | str | None = None,
         max_drop: float | str | None = None,
         impulse_id: int | str | None = None,
         **kwargs: Any,
@@ -181,6 +187,7 @@ class EdgeImpulseModelGateOperator(EdgeImpulseBaseOperator):
         self.max_rom_bytes = max_rom_bytes
         self.learn_id = learn_id
         self.baseline = baseline
+        self.baseline_version = baseline_version
         self.max_drop = max_drop
         self.impulse_id = impulse_id
 
@@ -238,6 +245,40 @@ class EdgeImpulseModelGateOperator(EdgeImpulseBaseOperator):
                 checked[key] = _given_limits(f"baseline.{key}", {k: v for k, v in per_name.items() if v is not None})
         return checked
 
+    def _baseline_version(self) -> int | str | None:
+        value = self.baseline_version
+        if value is None or (isinstance(value, str) and value.strip() in ("", "None")):
+            return None
+        if isinstance(value, str) and value.strip().lower() == "last":
+            return "last"
+        try:
+            return _params.required_int("baseline_version", value, minimum=1)
+        except ValueError:
+            raise ValueError(f"baseline_version must be 'last' or a version id, got {_params.shown(value)}") from None
+
+    def _version_baseline(self, judge: _Judge) -> dict[str, Any]:
+        """``{"accuracy"}`` of the version to compare with, or ``{}`` when ``"last"`` finds no version yet."""
+        which = self._baseline_version()
+        if which is None:
+            return {}
+        if which == "last":
+            versions = [v for v in judge.hook.list_versions()["versions"] if isinstance(v.get("version"), int)]
+            if not versions:
+                self.log.warning("baseline_version='last': the project has no version yet, so nothing to compare with")
+                return {}
+            version = max(versions, key=lambda v: v["version"])
+        else:
+            version = judge.hook.get_version(int(which))
+        accuracy = _figure(version.get("testAccuracy"))
+        if accuracy is None:
+            raise ValueError(
+                f"baseline_version: version {version.get('version')} (id {version.get('id')}) records no test "
+                "accuracy; make versions with model testing (run_model_testing_while_versioning) or pass baseline"
+            )
+        accuracy = round(accuracy / 100 if accuracy > 1 else accuracy, 6)
+        judge.baseline = {"version_id": version.get("id"), "version": version.get("version"), "accuracy": accuracy}
+        return {"accuracy": accuracy}
+
     def _check_inputs(self) -> None:
         """Everything that needs no answer from Studio, checked before the first request."""
         _params.optional_fraction("min_accuracy", self.min_accuracy)
@@ -253,13 +294,16 @@ class EdgeImpulseModelGateOperator(EdgeImpulseBaseOperator):
             raise ValueError("device: name the target device for max_latency_ms / max_ram_bytes / max_rom_bytes")
         if device and not self._budget():
             raise ValueError("device is set but no budget: set max_latency_ms, max_ram_bytes or max_rom_bytes")
+        if self._baseline() and self._baseline_version() is not None:
+            raise ValueError("set baseline or baseline_version, not both")
         if self._baseline() and self.max_drop is None:
             self.log.info("baseline without max_drop: no figure may drop at all")
         checks = (self.min_accuracy, self.min_label_accuracy, self.min_label_f1, self.min_variant_accuracy)
-        if all(c is None for c in checks) and not self._budget() and not self._baseline():
+        if all(c is None for c in checks) and not self._budget() and not self._baseline() and not self.baseline_version:
             raise ValueError(
                 "the gate has no check: set min_accuracy, min_label_accuracy, min_label_f1, min_variant_accuracy, "
-                "a device budget (device + max_latency_ms / max_ram_bytes / max_rom_bytes) or a baseline"
+                "a device budget (device + max_latency_ms / max_ram_bytes / max_rom_bytes), a baseline or a "
+                "baseline_version"
             )
 
     # -- checks ------------------------------------------------------------------------------------------------
@@ -312,7 +356,7 @@ class EdgeImpulseModelGateOperator(EdgeImpulseBaseOperator):
             judge.at_most(f"{name}[{device}/{variant}/{engine}]", figures[name], limit)
 
     def _baseline_checks(self, judge: _Judge) -> None:
-        baseline = self._baseline()
+        baseline = self._baseline() or self._version_baseline(judge)
         if not baseline:
             return
         drop = _params.optional_fraction("max_drop", self.max_drop) or 0.0
@@ -342,6 +386,7 @@ class _Judge:
         self.impulse_id = impulse_id
         self.checks: list[dict[str, Any]] = []
         self.figures: dict[str, Any] = {}
+        self.baseline: dict[str, Any] | None = None  # the version compared with, when there is one
         self._testing: dict[str, Any] | None = None
         self._variants: dict[str, float | None] | None = None
 
@@ -387,4 +432,5 @@ class _Judge:
             "checks": self.checks,
             "failed": failed,
             "figures": self.figures,
+            "baseline": self.baseline,
         }

@@ -860,6 +860,22 @@ def _(env: Env) -> Call:
     return execute(EdgeImpulseModelGateOperator(task_id="t", baseline={"acc": 0.9}))
 
 
+@case(
+    "op-gate-baseline-version-text",
+    ValueError,
+    "baseline_version must be 'last' or a version id",
+    "'latest'",
+    remote=LOCAL,
+)
+def _(env: Env) -> Call:
+    return execute(EdgeImpulseModelGateOperator(task_id="t", baseline_version="latest"))
+
+
+@case("op-gate-two-baselines", ValueError, "set baseline or baseline_version, not both", remote=LOCAL)
+def _(env: Env) -> Call:
+    return execute(EdgeImpulseModelGateOperator(task_id="t", baseline={"accuracy": 0.9}, baseline_version="last"))
+
+
 @case("op-gate-unknown-device", ValueError, "device: 'esp32'", "cortex-m4f-80mhz / Cortex-M4F 80MHz", remote=NO_JOB)
 def _(env: Env) -> Call:
     return execute(EdgeImpulseModelGateOperator(task_id="t", device="esp32", max_latency_ms=10))

@@ -17,6 +17,7 @@ from airflow_provider_edgeimpulse.operators.model_gate import (
 )
 from airflow_provider_edgeimpulse.operators.model_testing import EdgeImpulseModelTestingOperator
 from airflow_provider_edgeimpulse.operators.training import EdgeImpulseRetrainOperator
+from airflow_provider_edgeimpulse.operators.versions import EdgeImpulseCreateVersionOperator
 from tests.operators.fakes import make_context
 
 DEVICE = "cortex-m4f-80mhz"
@@ -157,6 +158,45 @@ def test_no_regression_against_a_fixed_baseline(em):
     # A drop the author allows passes.
     _, lenient, error = _gate(baseline=baseline, max_drop=0.5)
     assert error is None and lenient["passed"]
+
+
+def _version(description: str) -> dict[str, Any]:
+    return EdgeImpulseCreateVersionOperator(task_id="version", description=description).execute(make_context())
+
+
+def test_no_regression_against_the_last_version_or_a_given_one(em):
+    _test_model()
+    good = _version("good model")
+    _retrain(em, miss_every=3)  # 4 of 6 right instead of 5 of 6
+    _version("worse model")
+    _, verdict, error = _gate(baseline_version=str(good["version_id"]), max_drop=0.05)
+    assert isinstance(error, EdgeImpulseModelGateError)
+    assert verdict["failed"] == ["regression[accuracy]"]
+    assert verdict["baseline"] == {
+        "version_id": good["version_id"],
+        "version": good["version"],
+        "accuracy": pytest.approx(5 / 6, abs=1e-3),
+    }
+    assert verdict["checks"][0]["limit"] == pytest.approx(5 / 6 - 0.05, abs=1e-3)
+    # The newest version holds the worse model: measured against it, the model has not regressed.
+    _, last, error = _gate(baseline_version="last")
+    assert error is None and last["passed"]
+    assert last["baseline"]["version"] == good["version"] + 1
+
+
+def test_last_version_without_any_version_compares_nothing(em):
+    _test_model()
+    _, verdict, error = _gate(baseline_version="last", min_accuracy=0.5)
+    assert error is None and verdict["baseline"] is None
+    assert [c["name"] for c in verdict["checks"]] == ["accuracy"]
+
+
+def test_an_unknown_version_id_is_an_error(em):
+    from airflow_provider_edgeimpulse.exceptions import EdgeImpulseAPIError
+
+    _test_model()
+    with pytest.raises(EdgeImpulseAPIError, match="no version with id 99"):
+        EdgeImpulseModelGateOperator(task_id="gate", baseline_version=99).execute(make_context())
 
 
 def test_templated_limits_render(em):
