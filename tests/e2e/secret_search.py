@@ -1,7 +1,8 @@
 """
 Looking for secrets everywhere an Airflow deployment keeps things (see test_secrets.py for what and why): files,
 every cell of every table of the metadata DB (SQLite or PostgreSQL), with Fernet tokens decrypted and zlib blobs
-inflated, and trigger kwargs as Airflow's own Trigger model hands them to a triggerer.
+inflated, trigger kwargs as Airflow's own Trigger model hands them to a triggerer, and every key and value of a
+distributed stack's Redis (the Celery broker).
 """
 
 from __future__ import annotations
@@ -204,6 +205,53 @@ def _search_sqlite(search: Search, db: Path) -> dict[str, int]:
     finally:
         con.close()
     return rows_per_table
+
+
+def search_redis(search: Search, stack: AirflowStack) -> dict[str, str]:
+    """
+    Every key of every database of the stack's Redis (the Celery broker): its name, its value read by type (a
+    string, each field and value of a hash, each member of a list, set or sorted set, each field of a stream) and
+    its ``DUMP`` (the serialized form, which may compress long strings: both are searched). The type of each key
+    (``<db>:<key>``).
+    """
+    if stack.redis is None:
+        raise StackError("this stack has no Redis")
+    import redis
+
+    types: dict[str, str] = {}
+    with redis.Redis(host="127.0.0.1", port=stack.redis.port, socket_timeout=30) as admin:
+        databases = int(admin.config_get("databases")["databases"])
+    for db in range(databases):
+        with redis.Redis(host="127.0.0.1", port=stack.redis.port, db=db, socket_timeout=30) as client:
+            for key in client.scan_iter(count=1000):
+                kind = client.type(key).decode()
+                name = f"{db}:{key.decode(errors='replace')}"
+                place = f"redis:{name}"
+                types[name] = kind
+                search.scan(f"{place} (key)", key)
+                for part in _redis_values(client, key, kind):
+                    search.scan(place, part)
+                dumped = client.dump(key)
+                if dumped is not None:  # None: the key went away in between
+                    search.scan(f"{place} (DUMP)", dumped)
+    search.counts["Redis keys"] += len(types)
+    return types
+
+
+def _redis_values(client: Any, key: bytes, kind: str) -> list[bytes]:
+    if kind == "string":
+        return [client.get(key) or b""]
+    if kind == "hash":
+        return [part for pair in client.hgetall(key).items() for part in pair]
+    if kind == "list":
+        return list(client.lrange(key, 0, -1))
+    if kind == "set":
+        return list(client.smembers(key))
+    if kind == "zset":
+        return list(client.zrange(key, 0, -1))
+    if kind == "stream":
+        return [part for _id, fields in client.xrange(key) for pair in fields.items() for part in pair]
+    return []
 
 
 def search_triggers_through_airflow(search: Search, stack: AirflowStack) -> list[dict[str, Any]]:

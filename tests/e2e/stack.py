@@ -27,8 +27,11 @@ Choices (each one on purpose):
 - The connection ``edgeimpulse_default`` comes from ``AIRFLOW_CONN_EDGEIMPULSE_DEFAULT`` (JSON form).
 - ``StackSettings.distributed``: the production shape instead: PostgreSQL and Redis (services.py) under a
   ``CeleryExecutor`` with ``celery_workers`` Celery workers (each its own log-server port), the Celery result
-  backend in PostgreSQL. ``python`` may be another interpreter (``wheel_venv``: the provider installed from its built
-  wheel), and then no inherited PYTHONPATH reaches the stack, so nothing is imported from the work tree.
+  backend in PostgreSQL. Worker N serves Airflow's default queue and its own, ``celery-worker-N`` (a task's
+  ``queue`` pins it to that worker), and reports ``celery-worker-N`` as its host name (``[core]
+  hostname_callable``), so a task instance's ``hostname`` in the REST API names the worker that ran it. ``python``
+  may be another interpreter (``wheel_venv``: the provider installed from its built wheel), and then no inherited
+  PYTHONPATH reaches the stack, so nothing is imported from the work tree.
 - Every process starts in its own session (process group). ``stop()`` sends SIGTERM to each group, SIGKILL after
   a bound, and then looks for any process still carrying this stack's marker variable in its environment
   (children that left the group included), kills those and reports them.
@@ -68,6 +71,9 @@ EMULATOR_PROJECT_ID = 1
 WATCHER_POLL_INTERVAL_S = 2
 SQLITE_LOCK_WAIT_S = 60
 _DB_ARGS_MODULE = "edgeimpulse_e2e_db_args"  # written into the stack's AIRFLOW_HOME, which is on PYTHONPATH
+_HOSTNAME_MODULE = "edgeimpulse_e2e_hostname"  # likewise: ``[core] hostname_callable`` of the Celery workers
+_HOSTNAME_VAR = "EDGEIMPULSE_E2E_HOSTNAME"
+DEFAULT_QUEUE = "default"  # Airflow's ``[operators] default_queue``
 EMULATOR_READY_PREFIX = "Edge Impulse emulator listening on "
 # Variables of the calling process that must not leak into the stack: the unit tests' conftest sets several.
 _SCRUBBED_PREFIXES = ("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_", "_AIRFLOW", "AIRFLOW_CTX_")
@@ -156,6 +162,11 @@ class Component:
             return self.log.read_text(errors="replace")[-chars:]
         except OSError:
             return "<no log>"
+
+
+def worker_queue(number: int) -> str:
+    """The name of Celery worker ``number`` (from 1), of the queue only it serves, and of the host its tasks report."""
+    return f"celery-worker-{number}"
 
 
 def free_port() -> int:
@@ -344,6 +355,10 @@ class AirflowStack:
                 "worker_concurrency": str(self.settings.celery_concurrency),
             }
         (self.home / f"{_DB_ARGS_MODULE}.py").write_text(f"CONNECT_ARGS = {{'timeout': {SQLITE_LOCK_WAIT_S}}}\n")
+        (self.home / f"{_HOSTNAME_MODULE}.py").write_text(
+            f"import os\nfrom airflow.utils.net import getfqdn\n\n\ndef hostname() -> str:\n"
+            f"    return os.environ.get({_HOSTNAME_VAR!r}) or getfqdn()\n"
+        )
         lines: list[str] = []
         for section, options in cfg.items():
             lines.append(f"[{section}]")
@@ -400,10 +415,18 @@ class AirflowStack:
     def _start_celery_worker(self, number: int) -> Component | None:
         if not self.settings.distributed:
             return None
-        name = f"celery-worker-{number}"
+        name = worker_queue(number)
         argv = [self.airflow_bin, "celery", "worker", "--celery-hostname", f"{name}@%h"]
         argv += ["--concurrency", str(self.settings.celery_concurrency), "--without-gossip", "--without-mingle"]
-        return self._spawn(name, argv, env={"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())})
+        # Airflow's default queue, which any worker may take, and one only this worker serves.
+        argv += ["--queues", f"{DEFAULT_QUEUE},{name}"]
+        env = {
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            # Every worker runs on this one host: the name its task instances report is the worker's own.
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{_HOSTNAME_MODULE}.hostname",
+            _HOSTNAME_VAR: name,
+        }
+        return self._spawn(name, argv, env=env)
 
     def _wait_celery_worker(self, worker: Component | None) -> None:
         if worker is None:
@@ -681,7 +704,8 @@ def wheel_venv(folder: Path) -> Path:
     (folder / "constraints.txt").write_text("\n".join(pins) + "\n")
     run([*uv, "venv", "--quiet", "--python", sys.executable, str(venv)])
     requirements = ["apache-airflow", "apache-airflow-providers-celery", "apache-airflow-providers-postgres"]
-    requirements += ["psycopg2-binary", str(wheel)]
+    # Object storage on S3 as a deployment reaches it: the Amazon provider's connection, s3fs underneath.
+    requirements += ["apache-airflow-providers-amazon", "s3fs", "psycopg2-binary", str(wheel)]
     python = venv / "bin" / "python"
     run([*uv, "pip", "install", "--quiet", "--python", str(python), "-c", "constraints.txt", *requirements])
     return python

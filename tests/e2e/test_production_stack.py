@@ -10,14 +10,21 @@ installed from its built wheel into a virtualenv of its own (``wheel_venv``), no
 - A Celery worker running a blocking job task is SIGKILLed (the whole worker, as when its node is lost): the
   scheduler fails the try once its heartbeat is overdue, the retry runs on the other worker and re-attaches to the
   job; exactly one remote job.
+- The nightly pipeline's hand-over through object storage: retrain, then the build on one Celery worker writes the
+  firmware to an S3-compatible store (moto's server, started here, reached through an Amazon provider connection
+  made over the REST API as a user makes it), and a task on the other worker reads it back from the store and
+  checks its sha256. Each task's queue is served by one worker only, and the REST API's task instances name the
+  worker that ran them.
 - No secret in PostgreSQL (every table, the Celery result backend's included, trigger kwargs as Airflow decrypts
-  them) or in any file, as test_secrets.py shows for SQLite.
+  them), in Redis (every key and value of the Celery broker) or in any file, as test_secrets.py shows for SQLite;
+  the store's secret key included.
 
-The DAGs are in tests/e2e/dags (e2e_production.py, e2e_task_lifecycle.py).
+The DAGs are in tests/e2e/dags (e2e_production.py, e2e_task_lifecycle.py, e2e_nightly_s3.py).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -28,6 +35,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import running_stack
+from tests.e2e.dags.e2e_nightly_s3 import BUILD_QUEUE, CHECK_QUEUE
 from tests.e2e.dags.e2e_production import MANY_DEFERRED, SAFETY_INTERVAL_S
 from tests.e2e.runs import (
     ACTION_TIMEOUT_S,
@@ -37,9 +45,12 @@ from tests.e2e.runs import (
     run_path,
     task_instance,
     task_process,
+    task_states,
     trigger,
     trigger_relays,
+    try_log_tails,
     wait_for_job_of,
+    wait_for_run_end,
     wait_for_ti_state,
     xcom,
 )
@@ -50,10 +61,21 @@ from tests.e2e.secret_search import (
     in_allowed_table,
     search_database,
     search_files,
+    search_redis,
     search_triggers_through_airflow,
 )
 from tests.e2e.services import ensure_services
-from tests.e2e.stack import EMULATOR_PROJECT_ID, REPO, AirflowStack, StackError, StackSettings, wait_until, wheel_venv
+from tests.e2e.stack import (
+    EMULATOR_PROJECT_ID,
+    REPO,
+    AirflowStack,
+    StackError,
+    StackSettings,
+    wait_until,
+    wheel_venv,
+    worker_queue,
+)
+from tests.object_store import ACCESS_KEY, SECRET_KEY, S3Server, s3_server
 
 pytestmark = pytest.mark.e2e
 
@@ -63,6 +85,7 @@ TRIGGERER_HEALTH_THRESHOLD_S = 5
 FIRST_TRIGGERER_CAPACITY = MANY_DEFERRED // 2
 TASK_HEARTBEAT_TIMEOUT_S = 20
 PROBE_CONN_ID = "edgeimpulse_secret_probe"
+REDIS_PROBE_KEY = "edgeimpulse-secret-probe"
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +113,17 @@ def production_stack(e2e_artifacts: Path) -> Iterator[AirflowStack]:
             yield stack
     finally:
         shutil.rmtree(artifacts / "wheel" / "venv", ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def s3_store(production_stack: AirflowStack) -> Iterator[S3Server]:
+    """moto's S3 server, and the stack's Amazon connection to it, made through the REST API as a user makes it."""
+    with s3_server() as server:
+        extra = json.loads(server.connection_json())["extra"]
+        connection = {"connection_id": server.conn_id, "conn_type": "aws", "login": ACCESS_KEY}
+        connection |= {"password": SECRET_KEY, "extra": json.dumps(extra)}
+        production_stack.api("POST", "/connections", json=connection, expect=201)
+        yield server
 
 
 def triggerer_holding(tis: list[dict[str, Any]]) -> dict[str, int | None]:
@@ -223,7 +257,49 @@ def test_a_retry_after_a_celery_worker_died_re_attaches_on_the_other_worker(prod
     check_the_retry_re_attached(stack, dag_id, run_id, task_id, job_id, known)
 
 
-def test_no_secret_in_postgresql_the_result_backend_or_any_file(production_stack: AirflowStack) -> None:
+def test_the_nightly_build_on_one_worker_is_checked_through_s3_on_the_other(
+    production_stack: AirflowStack, s3_store: S3Server
+) -> None:
+    stack, dag_id = production_stack, "e2e_nightly_s3"
+    assert (worker_queue(1), worker_queue(2)) == (BUILD_QUEUE, CHECK_QUEUE)
+    # Jobs that last a few seconds: a trigger that fires within a second of its deferral meets Airflow's deferral
+    # race (see stack.py), which this test is not about.
+    stack.emulator("POST", "/config", json={"job_duration": 4})
+    bucket = s3_store.new_bucket()
+    output_dir = f"s3://{s3_store.conn_id}@{bucket}/nightly"
+    run_id = trigger(stack, dag_id, {"output_dir": output_dir})
+
+    state = wait_for_run_end(stack, dag_id, run_id)
+    tails = "\n".join(try_log_tails(stack, dag_id, run_id, task, 1) for task in ("build", "check_firmware"))
+    assert state == "success", f"{task_states(stack, dag_id, run_id)}\n{tails}"
+
+    built = xcom(stack, dag_id, run_id, "build")
+    checked = xcom(stack, dag_id, run_id, "check_firmware")
+    prefix = f"s3://{s3_store.conn_id}@{bucket}/"
+    assert built["path"].startswith(f"{output_dir}/{run_id}/"), built
+    key = built["path"].removeprefix(prefix)
+    assert s3_store.keys(bucket) == [key], "only the artefact: no temporary key is left beside it"
+    stored = s3_store.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert len(stored) > 0
+    facts = (len(stored), hashlib.sha256(stored).hexdigest())
+    assert (built["size"], built["sha256"]) == facts
+    assert (checked["path"], checked["size"], checked["sha256"]) == (built["path"], *facts)
+
+    # Which worker ran what: the queue each task was sent to (one worker serves it) and the host it reported.
+    ran_on = {
+        task: (ti["queue"], ti["hostname"], ti["try_number"])
+        for task in ("build", "check_firmware")
+        for ti in [task_instance(stack, dag_id, run_id, task)]
+    }
+    assert ran_on == {"build": (BUILD_QUEUE, BUILD_QUEUE, 1), "check_firmware": (CHECK_QUEUE, CHECK_QUEUE, 1)}
+    assert SECRET_KEY not in json.dumps([built, checked]), "the store's secret key in an XCom"
+
+
+def test_no_secret_in_postgresql_redis_the_result_backend_or_any_file(
+    production_stack: AirflowStack, s3_store: S3Server
+) -> None:
+    import redis
+
     stack, dag_id, task_id = production_stack, "e2e_triggerer_handover", "retrain_deferred"
     creds = stack.settings.credentials
     (api_key,) = creds.secrets()
@@ -231,18 +307,42 @@ def test_no_secret_in_postgresql_the_result_backend_or_any_file(production_stack
     probe = {"connection_id": PROBE_CONN_ID, "conn_type": "edgeimpulse", "host": stack.emulator_url}
     stack.api("POST", "/connections", json={**probe, "password": api_key}, expect=201)
     stack.emulator("POST", "/config", json={"job_duration": None})
-    run_id = trigger(stack, dag_id)
-    job_id = wait_for_job_of(stack, dag_id, run_id, task_id, "deferred", try_number=1)
 
     def needles() -> dict[str, str]:
         tokens = stack.emulator("GET", "/tokens")
-        return {"api key": api_key, **{f"socket token {n}": t for n, t in enumerate(tokens["socket_tokens"], 1)}}
+        socket_tokens = {f"socket token {n}": t for n, t in enumerate(tokens["socket_tokens"], 1)}
+        return {"api key": api_key, "S3 secret key": SECRET_KEY, **socket_tokens}
+
+    # While a blocking task runs, its Celery message waits in the broker unacknowledged (Airflow acks late); the
+    # key a probe puts there beside it must be found, in its value and its DUMP.
+    blocking_dag, blocking_task = "e2e_worker_death", "retrain_blocking"
+    blocking_run = trigger(stack, blocking_dag)
+    blocking_job = wait_for_job_of(stack, blocking_dag, blocking_run, blocking_task, "running", try_number=1)
+    assert stack.redis is not None
+    with redis.Redis(host="127.0.0.1", port=stack.redis.port) as broker:
+        broker.set(REDIS_PROBE_KEY, api_key)
+        running = Search(needles(), fernet_of(stack))
+        try:
+            in_flight = search_redis(running, stack)
+        finally:
+            broker.delete(REDIS_PROBE_KEY)
+    stack.emulator("POST", f"/jobs/{blocking_job}/finish", json={"success": True})
+    assert wait_for_ti_state(stack, blocking_dag, blocking_run, blocking_task, {"success", "failed"})["state"] == (
+        "success"
+    )
+    redis_probe = f"redis:0:{REDIS_PROBE_KEY}"
+    assert {Hit("api key", redis_probe, "plain"), Hit("api key", f"{redis_probe} (DUMP)", "plain")} <= running.hits
+    assert in_flight.get("0:unacked") == "hash", in_flight
+
+    run_id = trigger(stack, dag_id)
+    job_id = wait_for_job_of(stack, dag_id, run_id, task_id, "deferred", try_number=1)
 
     # While the task waits: its trigger row, and the kwargs as Airflow decrypts them for a triggerer.
     job_url = f"{stack.emulator_url}/studio/{EMULATOR_PROJECT_ID}/jobs/{job_id}"
     deferred = Search({**needles(), "deferred job URL": job_url}, fernet_of(stack))
     triggers = search_triggers_through_airflow(deferred, stack)
     search_database(deferred, stack)
+    search_redis(deferred, stack)
     stack.emulator("POST", f"/jobs/{job_id}/finish", json={"success": True})
     assert wait_for_ti_state(stack, dag_id, run_id, task_id, {"success", "failed"})["state"] == "success"
     time.sleep(2)  # let the processes flush what they hold before the files are read
@@ -251,27 +351,40 @@ def test_no_secret_in_postgresql_the_result_backend_or_any_file(production_stack
     final = Search(needles(), fernet_of(stack))
     try:
         rows = search_database(final, stack)
+        redis_keys = search_redis(final, stack)
         search_files(final, stack)
     finally:
         stack.api("DELETE", f"/connections/{PROBE_CONN_ID}", expect=(204, 404))
     (stack.settings.artifacts / "secrets-search.json").write_text(
-        json.dumps({"searched": dict(final.counts), "rows per table": rows}, indent=1) + "\n"
+        json.dumps(
+            {
+                "searched": dict(final.counts),
+                "rows per table": rows,
+                "Redis keys while a task runs": in_flight,
+                "Redis keys at the end": redis_keys,
+            },
+            indent=1,
+        )
+        + "\n"
     )
 
     # The searches could find things: the probe (decrypted) and the job URL in the trigger kwargs.
     assert Hit("api key", "db:connection.password", "fernet") in deferred.hits
+    assert Hit("S3 secret key", "db:connection.password", "fernet") in deferred.hits
     assert any(f"'job_id': {job_id}" in t["kwargs"] for t in triggers), triggers
     assert "db:trigger.kwargs" in deferred.places("deferred job URL")
     assert any(p.startswith("trigger-model:") for p in deferred.places("deferred job URL"))
     # What was searched: the Celery result backend's table with its results, PostgreSQL's own files, the logs.
     assert rows.get("celery_taskmeta", 0) > 0, rows
+    # The broker's own keys (kombu's queue bindings) at least, also while nothing runs.
+    assert deferred.counts["Redis keys"] > 0 and final.counts["Redis keys"] > 0, redis_keys
     assert final.counts["service files"] > 0 and final.counts["task log files"] > 0, final.counts
     assert {"celery-worker-1", "celery-worker-2", "postgres", "redis"} <= {c.name for c in stack.components}
 
     secret_names = set(needles())
     leaks = sorted(
         (h.needle, h.place, h.how)
-        for h in deferred.hits | final.hits
-        if h.needle in secret_names and not in_allowed_table(h.place)
+        for h in running.hits | deferred.hits | final.hits
+        if h.needle in secret_names and not in_allowed_table(h.place) and not h.place.startswith(redis_probe)
     )
     assert leaks == []
