@@ -150,6 +150,46 @@ def test_the_stack_runs_the_provider_from_its_wheel(production_stack: AirflowSta
     assert "airflow-provider-edgeimpulse" in {p["package_name"] for p in providers}
 
 
+def test_the_nightly_build_on_one_worker_is_checked_through_s3_on_the_other(
+    production_stack: AirflowStack, s3_store: S3Server
+) -> None:
+    stack, dag_id = production_stack, "e2e_nightly_s3"
+    assert (worker_queue(1), worker_queue(2)) == (BUILD_QUEUE, CHECK_QUEUE)
+    # Before the tests that kill a worker or a triggerer (this module runs in file order): each queue needs its worker.
+    assert all(stack.component(worker_queue(n)).alive() for n in (1, 2)), "a Celery worker is gone"
+    # Jobs that last a few seconds: a trigger that fires within a second of its deferral meets Airflow's deferral
+    # race (see stack.py), which this test is not about.
+    stack.emulator("POST", "/config", json={"job_duration": 4})
+    bucket = s3_store.new_bucket()
+    output_dir = f"s3://{s3_store.conn_id}@{bucket}/nightly"
+    run_id = trigger(stack, dag_id, {"output_dir": output_dir})
+
+    state = wait_for_run_end(stack, dag_id, run_id)
+    tails = "\n".join(try_log_tails(stack, dag_id, run_id, task, 1) for task in ("build", "check_firmware"))
+    assert state == "success", f"{task_states(stack, dag_id, run_id)}\n{tails}"
+
+    built = xcom(stack, dag_id, run_id, "build")
+    checked = xcom(stack, dag_id, run_id, "check_firmware")
+    prefix = f"s3://{s3_store.conn_id}@{bucket}/"
+    assert built["path"].startswith(f"{output_dir}/{run_id}/"), built
+    key = built["path"].removeprefix(prefix)
+    assert s3_store.keys(bucket) == [key], "only the artefact: no temporary key is left beside it"
+    stored = s3_store.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert len(stored) > 0
+    facts = (len(stored), hashlib.sha256(stored).hexdigest())
+    assert (built["size"], built["sha256"]) == facts
+    assert (checked["path"], checked["size"], checked["sha256"]) == (built["path"], *facts)
+
+    # Which worker ran what: the queue each task was sent to (one worker serves it) and the host it reported.
+    ran_on = {
+        task: (ti["queue"], ti["hostname"], ti["try_number"])
+        for task in ("build", "check_firmware")
+        for ti in [task_instance(stack, dag_id, run_id, task)]
+    }
+    assert ran_on == {"build": (BUILD_QUEUE, BUILD_QUEUE, 1), "check_firmware": (CHECK_QUEUE, CHECK_QUEUE, 1)}
+    assert SECRET_KEY not in json.dumps([built, checked]), "the store's secret key in an XCom"
+
+
 def test_twenty_waits_survive_the_loss_of_one_of_two_triggerers(production_stack: AirflowStack) -> None:
     stack, dag_id = production_stack, "e2e_many_deferred"
     stack.emulator("POST", "/config", json={"job_duration": None})  # jobs run until the test finishes them
@@ -255,44 +295,6 @@ def test_a_retry_after_a_celery_worker_died_re_attaches_on_the_other_worker(prod
     assert stack.owner_of(retry_pid).name != dead
     assert emulator_job(stack, job_id)["cancelled"] is False, "a dead worker must not take its job with it"
     check_the_retry_re_attached(stack, dag_id, run_id, task_id, job_id, known)
-
-
-def test_the_nightly_build_on_one_worker_is_checked_through_s3_on_the_other(
-    production_stack: AirflowStack, s3_store: S3Server
-) -> None:
-    stack, dag_id = production_stack, "e2e_nightly_s3"
-    assert (worker_queue(1), worker_queue(2)) == (BUILD_QUEUE, CHECK_QUEUE)
-    # Jobs that last a few seconds: a trigger that fires within a second of its deferral meets Airflow's deferral
-    # race (see stack.py), which this test is not about.
-    stack.emulator("POST", "/config", json={"job_duration": 4})
-    bucket = s3_store.new_bucket()
-    output_dir = f"s3://{s3_store.conn_id}@{bucket}/nightly"
-    run_id = trigger(stack, dag_id, {"output_dir": output_dir})
-
-    state = wait_for_run_end(stack, dag_id, run_id)
-    tails = "\n".join(try_log_tails(stack, dag_id, run_id, task, 1) for task in ("build", "check_firmware"))
-    assert state == "success", f"{task_states(stack, dag_id, run_id)}\n{tails}"
-
-    built = xcom(stack, dag_id, run_id, "build")
-    checked = xcom(stack, dag_id, run_id, "check_firmware")
-    prefix = f"s3://{s3_store.conn_id}@{bucket}/"
-    assert built["path"].startswith(f"{output_dir}/{run_id}/"), built
-    key = built["path"].removeprefix(prefix)
-    assert s3_store.keys(bucket) == [key], "only the artefact: no temporary key is left beside it"
-    stored = s3_store.client().get_object(Bucket=bucket, Key=key)["Body"].read()
-    assert len(stored) > 0
-    facts = (len(stored), hashlib.sha256(stored).hexdigest())
-    assert (built["size"], built["sha256"]) == facts
-    assert (checked["path"], checked["size"], checked["sha256"]) == (built["path"], *facts)
-
-    # Which worker ran what: the queue each task was sent to (one worker serves it) and the host it reported.
-    ran_on = {
-        task: (ti["queue"], ti["hostname"], ti["try_number"])
-        for task in ("build", "check_firmware")
-        for ti in [task_instance(stack, dag_id, run_id, task)]
-    }
-    assert ran_on == {"build": (BUILD_QUEUE, BUILD_QUEUE, 1), "check_firmware": (CHECK_QUEUE, CHECK_QUEUE, 1)}
-    assert SECRET_KEY not in json.dumps([built, checked]), "the store's secret key in an XCom"
 
 
 def test_no_secret_in_postgresql_redis_the_result_backend_or_any_file(
