@@ -9,6 +9,7 @@ fail the same way. Safe to share between many concurrent waits of one (host, pri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import weakref
 from typing import Any
@@ -53,6 +54,9 @@ class _LoopPool:
 
     def __init__(self) -> None:
         self.connector = aiohttp.TCPConnector(limit=POOL_LIMIT)
+        # Requests beyond the pool's connections wait here, before aiohttp builds them: a burst of thousands of
+        # status reads queued inside aiohttp holds a hundred-odd objects each for the garbage collector to scan.
+        self.slots = asyncio.Semaphore(POOL_LIMIT)
         self.users = 0
 
 
@@ -186,16 +190,17 @@ class AsyncEdgeImpulseClient:
         for attempt in range(1, policy.max_attempts + 1):
             last = attempt == policy.max_attempts
             try:
-                status, retry_after, raw, charset = await self._exchange(
-                    method,
-                    url,
-                    display_path=path,
-                    params=query,
-                    json=json,
-                    headers=headers,
-                    cookies=cookies,
-                    follow_redirects=follow_redirects,
-                )
+                async with self._slot():
+                    status, retry_after, raw, charset = await self._exchange(
+                        method,
+                        url,
+                        display_path=path,
+                        params=query,
+                        json=json,
+                        headers=headers,
+                        cookies=cookies,
+                        follow_redirects=follow_redirects,
+                    )
                 if 200 <= status < 300:
                     text = raw.decode(charset or "utf-8", errors="replace")
                     return decode_scrubbed(status=status, method=method, path=path, text=text, secrets=self._secrets())
@@ -227,6 +232,11 @@ class AsyncEdgeImpulseClient:
             slept += delay
             await asyncio.sleep(delay)
         raise AssertionError("unreachable: the last attempt always returns or raises")
+
+    def _slot(self) -> asyncio.Semaphore | contextlib.nullcontext[None]:
+        """A place among the requests in flight on the loop's pool (a client with its own session has no bound)."""
+        self.session  # noqa: B018 -- leases the pool
+        return self._pool.slots if self._pool is not None else contextlib.nullcontext()
 
     def _secrets(self) -> list[str]:
         return [v for v in (*self.credentials.secrets(), self._jwt) if v]

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import json
 import logging
 import random
+import time
 import weakref
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urljoin
@@ -71,6 +73,11 @@ class Heartbeat:
         return self.interval + self.timeout
 
 
+_CONNECTED = HubEvent("connected")
+# asyncio runs a timer this much before its time (its ``_clock_resolution``).
+_CLOCK_RESOLUTION_S = time.get_clock_info("monotonic").resolution
+
+
 def heartbeat(handshake: dict[str, Any] | None) -> Heartbeat:
     """
     ``pingInterval`` and ``pingTimeout`` of an Engine.IO handshake (milliseconds) as a :class:`Heartbeat`.
@@ -112,9 +119,9 @@ class EventQueue:
     past ``limit`` and counted in ``dropped``. Finishes and connection changes are never dropped, so the
     queue may hold a few events more than ``limit``.
 
-    It has one reader (its wait), so it holds a deque and at most one waiting future: an ``asyncio.Queue`` costs
-    four deques and an ``Event`` more, and a triggerer holds one queue per wait, all scanned by every full
-    garbage collection.
+    It has one reader (its wait), so it holds a deque and at most one waiting future, which is handed the next
+    event directly: an ``asyncio.Queue`` costs four deques and an ``Event`` more, and a triggerer holds one
+    queue per wait, all scanned by every full garbage collection.
     """
 
     __slots__ = ("_finish_queued", "_items", "_waiter", "coalesced", "dropped", "limit")
@@ -124,17 +131,27 @@ class EventQueue:
         self.dropped = 0
         self.coalesced = 0
         self._finish_queued = False
-        self._items: deque[HubEvent] = deque()
-        self._waiter: asyncio.Future[None] | None = None
+        # No deque until an event has to wait for its reader: most are handed to a waiting future directly.
+        self._items: deque[HubEvent] | None = None
+        self._waiter: asyncio.Future[HubEvent | None] | None = None
 
     def qsize(self) -> int:
-        return len(self._items)
+        return len(self._items) if self._items else 0
 
     def empty(self) -> bool:
         return not self._items
 
     def put_nowait(self, item: HubEvent) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            # A waiting reader means nothing is queued: hand the event over.
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(item)
+                return
         items = self._items
+        if items is None:
+            items = self._items = deque()
         if item.kind == "finished":
             if self._finish_queued:
                 self.coalesced += 1
@@ -149,55 +166,77 @@ class EventQueue:
             self.dropped += 1
             return
         items.append(item)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
 
     def get_nowait(self) -> HubEvent:
-        if not self._items:
+        items = self._items
+        if not items:
             raise asyncio.QueueEmpty
-        item = self._items.popleft()
+        item = items.popleft()
         if item.kind == "finished":
             self._finish_queued = False
         return item
 
-    async def get(self) -> HubEvent:
-        while not self._items:
-            waiter = self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await waiter
-            finally:
-                self._waiter = None
-        return self.get_nowait()
+    def _wait(self) -> asyncio.Future[HubEvent | None]:
+        """A future for the next event: done at once when one is queued."""
+        waiter = asyncio.get_running_loop().create_future()
+        if self._items:
+            waiter.set_result(self.get_nowait())
+        else:
+            self._waiter = waiter
+        return waiter
 
 
-class Subscription:
-    """One wait's view of the hub: a bounded queue of events for one job id."""
+class Subscription(EventQueue):
+    """
+    One wait's view of the hub: a bounded queue of events for one job id (it is its own ``queue``).
+
+    Waiting for an event costs a future and, with a timeout, an entry in the hub's :class:`Deadlines`: no
+    coroutine, ``asyncio.timeout`` or timer of its own, which a triggerer holding thousands of waits would
+    otherwise keep for each of them.
+    """
+
+    __slots__ = ("_armed", "_deadline", "_noted_drops", "closed", "hub", "job_id")
 
     def __init__(self, hub: JobEventHub, job_id: int) -> None:
+        super().__init__(hub.credentials.limits.max_queued_events)
         self.hub = hub
         self.job_id = job_id
-        self.queue = EventQueue(hub.credentials.limits.max_queued_events)
         self.closed = False
         self._noted_drops = 0
+        self._deadline: float | None = None
+        # The time of this subscription's earliest entry in the hub's deadlines, if it has one.
+        self._armed: float | None = None
 
-    async def next(self, timeout: float | None) -> HubEvent | None:
+    @property
+    def queue(self) -> EventQueue:
+        return self
+
+    def next(self, timeout: float | None) -> Awaitable[HubEvent | None]:
         """The next event, or ``None`` when ``timeout`` seconds pass without one."""
-        if self.queue.dropped != self._noted_drops:
+        if self.dropped != self._noted_drops:
             self._note_drops()
-        if not self.queue.empty():
-            # No timer for an event that is already here: arming and cancelling one per event cost a third of
-            # the triggerer's time in a burst.
-            return self.queue.get_nowait()
-        try:
-            async with asyncio.timeout(timeout):
-                return await self.queue.get()
-        except TimeoutError:
-            return None
+        waiter = self._wait()
+        if waiter.done() or timeout is None:
+            self._deadline = None
+        else:
+            self._deadline = waiter.get_loop().time() + timeout
+            self.hub.deadlines.arm(self, self._deadline)
+        return waiter
+
+    def _deadline_passed(self, now: float) -> None:
+        """Called by the hub's deadlines at (or after) a time this subscription asked for."""
+        waiter, deadline = self._waiter, self._deadline
+        if waiter is None or waiter.done() or deadline is None:
+            return
+        if deadline > now:
+            self.hub.deadlines.arm(self, deadline)  # the wait looked again since: a later deadline
+            return
+        self._waiter = None
+        waiter.set_result(None)
 
     def _note_drops(self) -> None:
-        dropped = self.queue.dropped - self._noted_drops
-        self._noted_drops = self.queue.dropped
+        dropped = self.dropped - self._noted_drops
+        self._noted_drops = self.dropped
         self.hub.rate_limited.log(
             logging.WARNING,
             "dropped",
@@ -205,13 +244,68 @@ class Subscription:
             "the job's whole log stays in Studio",
             self.job_id,
             dropped,
-            self.queue.limit,
+            self.limit,
         )
 
     async def aclose(self) -> None:
         if not self.closed:
             self.closed = True
+            self._deadline = None
             await self.hub.unsubscribe(self)
+
+
+class Deadlines:
+    """
+    The quiet-interval deadlines of one hub's waits, kept in one heap under one event-loop timer.
+
+    A wait re-arms its deadline after every event; rather than move its entry, a later deadline is noted on the
+    subscription and its entry, when due, re-queues it (``Subscription._deadline_passed``). So a subscription
+    holds at most one live entry, and an entry superseded by an earlier one is skipped when it comes up.
+    """
+
+    __slots__ = ("_handle", "_heap", "_seq")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Subscription]] = []
+        self._handle: asyncio.TimerHandle | None = None
+        self._seq = 0
+
+    def arm(self, sub: Subscription, when: float) -> None:
+        if sub._armed is not None and sub._armed <= when:
+            return  # its earlier entry re-queues it when due
+        sub._armed = when
+        self._seq += 1
+        heapq.heappush(self._heap, (when, self._seq, sub))
+        handle = self._handle
+        if handle is None or when < handle.when():
+            if handle is not None:
+                handle.cancel()
+            self._handle = asyncio.get_running_loop().call_at(when, self._due)
+
+    def _due(self) -> None:
+        self._handle = None
+        heap = self._heap
+        # The loop runs a timer up to its clock resolution early; so does this, as asyncio.timeout would.
+        now = asyncio.get_running_loop().time() + _CLOCK_RESOLUTION_S
+        while heap and heap[0][0] <= now:
+            when, _, sub = heapq.heappop(heap)
+            if sub._armed == when:
+                sub._armed = None
+                sub._deadline_passed(now)
+        # Re-arming above may have set the timer for a later entry than the earliest left.
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if heap:
+            self._handle = asyncio.get_running_loop().call_at(heap[0][0], self._due)
+
+    def clear(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        for _, _, sub in self._heap:
+            sub._armed = None
+        self._heap.clear()
 
 
 class JobEventHub:
@@ -235,6 +329,7 @@ class JobEventHub:
         # The socket's own session: no cookie of the REST session rides along, and its handshake refuses redirects.
         self._socket_session: aiohttp.ClientSession | None = None
         self.rate_limited = RateLimitedLog(log)
+        self.deadlines = Deadlines()
         self._task: asyncio.Task[None] | None = None
         self._on_empty = on_empty
         self.connected = False
@@ -247,10 +342,10 @@ class JobEventHub:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"edgeimpulse-socket-{job_id}")
         elif self.connected:
-            sub.queue.put_nowait(HubEvent("connected"))
+            sub.put_nowait(_CONNECTED)
             self._send_nowait(sio.encode_event("start-log-stream", {"jobId": job_id}))
         elif self.failures:
-            sub.queue.put_nowait(HubEvent("disconnected", failures=self.failures))
+            sub.put_nowait(HubEvent("disconnected", failures=self.failures))
         return sub
 
     async def unsubscribe(self, sub: Subscription) -> None:
@@ -265,6 +360,7 @@ class JobEventHub:
             await self.aclose()
 
     async def aclose(self) -> None:
+        self.deadlines.clear()
         task, self._task = self._task, None
         if task is not None and not task.done():
             task.cancel()
@@ -285,7 +381,7 @@ class JobEventHub:
         targets = self._subs.keys() if job_ids is None else job_ids
         for job_id in list(targets):
             for sub in self._subs.get(job_id, ()):
-                sub.queue.put_nowait(event)
+                sub.put_nowait(event)
 
     async def _run(self) -> None:
         while self._subs:
@@ -395,7 +491,7 @@ class JobEventHub:
         self.connections += 1
         for job_id in list(self._subs):
             await ws.send_str(sio.encode_event("start-log-stream", {"jobId": job_id}))
-        self._emit(HubEvent("connected"))
+        self._emit(_CONNECTED)
 
     def _error_reason(self, error: Any) -> str:
         """Why the socket ended with an error frame; an oversized frame is said in the log, at a bounded rate."""

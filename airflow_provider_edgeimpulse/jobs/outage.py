@@ -78,7 +78,7 @@ class OutageWatch:
         self.what = what
         self.floor = clamp_seconds(floor, low=0.001, high=OUTAGE_CAP_S, default=OUTAGE_FLOOR_S)
         self.cap = clamp_seconds(cap, low=self.floor, high=OUTAGE_CAP_S, default=OUTAGE_CAP_S)
-        self.policy = outage_backoff(self.floor, self.cap)
+        self._policy: RetryPolicy | None = None
         self.logger = logger
         self._since: float | None = None
         self._failed_reads = 0
@@ -91,6 +91,13 @@ class OutageWatch:
         """
         floor = min(OUTAGE_FLOOR_S, poll_interval)
         return cls(what, floor=floor, cap=max(floor, min(OUTAGE_CAP_S, slowest)), logger=logger)
+
+    @property
+    def policy(self) -> RetryPolicy:
+        # Made at the first outage: a triggerer holds a watch per wait, and most never see one.
+        if self._policy is None:
+            self._policy = outage_backoff(self.floor, self.cap)
+        return self._policy
 
     def pause(self, failures: int) -> float:
         """Seconds before the next read, after ``failures`` failed reads in a row."""

@@ -39,8 +39,8 @@ class LogRelay:
     was not seen is new and the replay goes on.
     """
 
-    def __init__(self, on_line: Callable[[str], None]) -> None:
-        self.on_line = on_line
+    def __init__(self, on_line: Callable[[str], None] | None = None) -> None:
+        self._sink = on_line
         self.seen: list[str] = []
         self.early = False
         self._subscribed = False
@@ -54,6 +54,11 @@ class LogRelay:
     def end_replay(self) -> None:
         """Lines from now on are new (they come from REST, not from a replay)."""
         self._replay_at = None
+
+    def on_line(self, line: str) -> None:
+        """Where each new line goes: to the callable given, unless a subclass has a method of its own."""
+        if self._sink is not None:
+            self._sink(line)
 
     def socket_line(self, line: str) -> None:
         if not self._subscribed:
@@ -84,17 +89,22 @@ class LineBatcher:
     one spends its event loop there.
     """
 
+    __slots__ = ("_pending", "emit", "prefix")
+
     def __init__(self, emit: Callable[[str], None], prefix: str) -> None:
         self.emit = emit
         self.prefix = prefix
-        self._pending: list[str] = []
+        # No list until a line comes: a triggerer holds a batcher per wait, most of them quiet.
+        self._pending: list[str] | None = None
 
     def add(self, line: str) -> None:
-        self._pending.append(line)
-        if len(self._pending) == 1:
+        if self._pending is None:
+            self._pending = [line]
             asyncio.get_running_loop().call_soon(self.flush)
+        else:
+            self._pending.append(line)
 
     def flush(self) -> None:
-        lines, self._pending = self._pending, []
+        lines, self._pending = self._pending, None
         if lines:
             self.emit("\n".join(f"{self.prefix}{line}" for line in lines))

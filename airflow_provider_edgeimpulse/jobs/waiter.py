@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from airflow_provider_edgeimpulse.jobs.outage import OutageWatch
 from airflow_provider_edgeimpulse.jobs.relay import LogRelay, confirm_end
 
 if TYPE_CHECKING:
+    from airflow_provider_edgeimpulse.hooks.async_client import AsyncEdgeImpulseClient
     from airflow_provider_edgeimpulse.jobs.hub import HubEvent, JobEventHub
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ def is_finished(job: dict[str, Any]) -> bool:
     return bool(job.get("finished"))
 
 
-async def wait_for_job(
+def wait_for_job(
     credentials: EdgeImpulseCredentials,
     project_id: int,
     job_id: int,
@@ -98,33 +99,18 @@ async def wait_for_job(
     deadline: float | None = None,
     on_log: LogCallback | None = None,
     settings: WaitSettings | None = None,
-) -> JobOutcome:
+) -> Coroutine[Any, Any, JobOutcome]:
     """
-    Wait until job ``job_id`` finishes or ``deadline`` (a UNIX time) passes.
+    Wait until job ``job_id`` finishes or ``deadline`` (a UNIX time) passes: ``await`` it.
 
     Returns the outcome; a job that failed is an outcome (``success=False``), not an exception. Raises only
     for answers that retrying cannot change (refused credentials, an unknown job): 429, 5xx, stalls and lost
     connections are read through until the deadline (``jobs/outage.py``).
-    """
-    from airflow_provider_edgeimpulse.jobs.hub import registry_for_running_loop
 
-    settings = settings or WaitSettings()
-    hub = registry_for_running_loop().hub_for(credentials, project_id)
-    waiter = _JobWait(hub, project_id, job_id, settings, on_log)
-    remaining = None if deadline is None else max(deadline - time.time(), 0.0)
-    sub = hub.subscribe(job_id)
-    try:
-        async with asyncio.timeout(remaining):
-            return await waiter.run(sub)
-    except TimeoutError:
-        if waiter.finished_job is not None:
-            # The job ended in time; only reading its log (through an outage) ran into the deadline.
-            log.warning("Edge Impulse job %s finished, but its log could not be read before the deadline", job_id)
-            return waiter.finished_outcome()
-        log.info("Edge Impulse job %s did not finish before the deadline", job_id)
-        return waiter.outcome("timeout", {})
-    finally:
-        await _bounded(sub.aclose())
+    A plain function returning the wait's coroutine: a triggerer holds one per wait, and a coroutine frame less
+    per wait is that much less for every full garbage collection to scan.
+    """
+    return _JobWait(None, project_id, job_id, settings or WaitSettings(), on_log).wait(credentials, deadline)
 
 
 async def _bounded(coro: Any, seconds: float = 10.0) -> None:
@@ -135,28 +121,58 @@ async def _bounded(coro: Any, seconds: float = 10.0) -> None:
         log.warning("Closing the Edge Impulse socket took longer than %s s; left to the event loop", seconds)
 
 
-class _JobWait:
+class _JobWait(LogRelay):
+    """One wait, its own log relay (one object rather than two for each of a triggerer's waits)."""
+
     def __init__(
         self,
-        hub: JobEventHub,
+        hub: JobEventHub | None,
         project_id: int,
         job_id: int,
         settings: WaitSettings,
         on_log: LogCallback | None,
     ) -> None:
+        super().__init__()
+        # Looked up by ``wait`` when not given: a hub belongs to the running event loop.
         self.hub = hub
         self.project_id = project_id
         self.job_id = job_id
         self.settings = settings
         self.on_log = on_log
         self.tail: deque[str] = deque(maxlen=settings.log_tail)
-        self.relay = LogRelay(self._new_line)
         self.live = False
         self._said_polling = False
         self.outage = OutageWatch.paced(
             f"Edge Impulse job {job_id}", poll_interval=settings.poll_interval, slowest=settings.safety_interval
         )
         self.finished_job: dict[str, Any] | None = None
+
+    @property
+    def relay(self) -> LogRelay:
+        return self
+
+    async def wait(self, credentials: EdgeImpulseCredentials, deadline: float | None) -> JobOutcome:
+        from airflow_provider_edgeimpulse.jobs.hub import registry_for_running_loop
+
+        hub = self.hub = registry_for_running_loop().hub_for(credentials, self.project_id)
+        remaining = None if deadline is None else max(deadline - time.time(), 0.0)
+        sub = hub.subscribe(self.job_id)
+        try:
+            if remaining is None:
+                return await self.run(sub)
+            async with asyncio.timeout(remaining):
+                return await self.run(sub)
+        except TimeoutError:
+            if self.finished_job is not None:
+                # The job ended in time; only reading its log (through an outage) ran into the deadline.
+                log.warning(
+                    "Edge Impulse job %s finished, but its log could not be read before the deadline", self.job_id
+                )
+                return self.finished_outcome()
+            log.info("Edge Impulse job %s did not finish before the deadline", self.job_id)
+            return self.outcome("timeout", {})
+        finally:
+            await _bounded(sub.aclose())
 
     async def run(self, sub: Any) -> JobOutcome:
         await self._await_first_socket_news(sub)
@@ -169,7 +185,7 @@ class _JobWait:
             if event is None:
                 job = await self._status()
             elif event.kind == "data":
-                self.relay.socket_line(event.line or "")
+                self.socket_line(event.line or "")
                 continue
             elif event.kind == "connected":
                 self._expect_replay()
@@ -187,7 +203,7 @@ class _JobWait:
         """Hold the first REST check until the socket is subscribed (or failed), closing the race."""
         event = await sub.next(_CONNECT_GRACE_S)
         while event is not None and event.kind == "data":
-            self.relay.socket_line(event.line or "")
+            self.socket_line(event.line or "")
             event = await sub.next(_CONNECT_GRACE_S)
         if event is None:
             return
@@ -209,8 +225,13 @@ class _JobWait:
                 self.settings.poll_interval,
             )
 
+    @property
+    def _client(self) -> AsyncEdgeImpulseClient:
+        assert self.hub is not None, "the wait has not started"
+        return self.hub.client
+
     async def _status(self) -> dict[str, Any]:
-        client = self.hub.client
+        client = self._client
         return await self.outage.read("status read", lambda: client.get_job_status(self.project_id, self.job_id))
 
     async def _confirm_finished(self) -> dict[str, Any]:
@@ -219,7 +240,7 @@ class _JobWait:
     async def _finish(self, job: dict[str, Any]) -> JobOutcome:
         self.finished_job = job
         success = job.get("finishedSuccessful") is True
-        if not success or not self.tail or self.relay.early:
+        if not success or not self.tail or self.early:
             await self._fetch_tail()
         return self.finished_outcome()
 
@@ -230,7 +251,7 @@ class _JobWait:
     async def _fetch_tail(self) -> None:
         # Nothing heard yet: the job ended while nobody listened, so its log is relayed from REST.
         limit = self.settings.log_tail if self.tail else max(self.settings.log_tail, REST_RELAY_LINES)
-        client = self.hub.client
+        client = self._client
         try:
             async with asyncio.timeout(_LOG_PATIENCE_S):
                 lines = await self.outage.read(
@@ -240,7 +261,7 @@ class _JobWait:
             reason = str(err) or type(err).__name__
             log.warning("Could not read the log of Edge Impulse job %s: %s", self.job_id, reason)
             return
-        relay = self.relay
+        relay = self
         relay.end_replay()
         if not self.tail:
             if len(lines) >= limit:
@@ -268,9 +289,9 @@ class _JobWait:
     def _expect_replay(self) -> None:
         """A (re)subscription replays the job's log from its start: skip the part already relayed."""
         self.live = True
-        self.relay.expect_replay()
+        self.expect_replay()
 
-    def _new_line(self, line: str) -> None:
+    def on_line(self, line: str) -> None:
         self.tail.append(line)
         if self.on_log is not None:
             try:
