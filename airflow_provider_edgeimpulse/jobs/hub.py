@@ -172,6 +172,8 @@ class EventQueue:
         if not items:
             raise asyncio.QueueEmpty
         item = items.popleft()
+        if not items:
+            self._items = None
         if item.kind == "finished":
             self._finish_queued = False
         return item
