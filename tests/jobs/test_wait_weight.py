@@ -1,0 +1,57 @@
+"""
+What a live wait costs the process it runs in: a triggerer holds thousands, and every full garbage collection scans
+all of their objects while the event loop stands still.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Iterable
+from typing import Any
+
+from airflow_provider_edgeimpulse.jobs.waiter import wait_for_job
+from tests.jobs.test_waiter import status_requests, wait_until
+
+WAITS = 50
+# Tracked objects a live wait holds of its own, its task included: before the waits of a socket shared one deadline
+# heap and a wait's queue was its subscription, a wait held about 29; now 16.
+MOST_TRACKED_PER_WAIT = 20
+
+
+def _own_objects(roots: Iterable[Any], shared: set[int]) -> int:
+    """Tracked objects reachable from ``roots`` without passing through one in ``shared`` (the hub, the loop...)."""
+    seen: set[int] = set()
+    todo = [root for root in roots if id(root) not in shared]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen or id(obj) in shared or not gc.is_tracked(obj):
+            continue
+        seen.add(id(obj))
+        todo.extend(gc.get_referents(obj))
+    return len(seen)
+
+
+async def test_a_live_wait_holds_few_objects_for_the_garbage_collector(credentials, jobs, edgeimpulse_emulator):
+    project_id = credentials.project_id
+    # The socket, its session and the connection pool are the project's, not a wait's: opened by a first wait.
+    first = await jobs.astart()
+    waits = [asyncio.create_task(wait_for_job(credentials, project_id, first))]
+    await wait_until(lambda: status_requests(edgeimpulse_emulator) >= 1, timeout=60)
+    job_ids = [await jobs.astart() for _ in range(WAITS)]
+    gc.collect()
+    shared = {id(obj) for obj in gc.get_objects()}
+    shared.add(id(shared))
+    waits += [asyncio.create_task(wait_for_job(credentials, project_id, job_id)) for job_id in job_ids]
+    await wait_until(lambda: status_requests(edgeimpulse_emulator) >= WAITS + 1, timeout=60)
+    counts = []
+    while len(counts) < 2 or counts[-1] != counts[-2]:  # until the answers are read and every wait waits again
+        await asyncio.sleep(0.1)
+        counts.append(_own_objects(waits[1:], shared))
+    per_wait = counts[-1] / WAITS
+
+    for job_id in [first, *job_ids]:
+        await jobs.afinish(job_id, success=True)
+    outcomes = await asyncio.wait_for(asyncio.gather(*waits), 60)
+    assert all(outcome.success for outcome in outcomes)
+    assert per_wait <= MOST_TRACKED_PER_WAIT, f"a live wait holds {per_wait:.1f} tracked objects"
