@@ -147,10 +147,6 @@ class _JobWait(LogRelay):
         )
         self.finished_job: dict[str, Any] | None = None
 
-    @property
-    def relay(self) -> LogRelay:
-        return self
-
     async def wait(self, credentials: EdgeImpulseCredentials, deadline: float | None) -> JobOutcome:
         from airflow_provider_edgeimpulse.jobs.hub import registry_for_running_loop
 
