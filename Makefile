@@ -11,8 +11,11 @@ AF2_BIN := $(AF2_VENV)/bin
 AF2_STAMP := $(AF2_VENV)/.installed-$(AF2_VERSION)
 # Seconds one test may take on 2.11 before pytest-timeout fails it: a hang must not eat CI's 90 minutes.
 AF2_TEST_TIMEOUT ?= 120
+# The other Airflow 3 lines the end-to-end tests marked `versions` run on (`make test-versions`), one after the
+# other, each from a venv cached in ~/.cache/airflow-provider-edgeimpulse/venvs (tests/e2e/versions.py).
+AF3_VERSIONS ?= 3.1.8 3.2.2
 
-.PHONY: venv venv-af2 demo test lint typecheck unit e2e browser services test-af2 bench chaos clean
+.PHONY: venv venv-af2 demo test lint typecheck unit e2e browser services test-af2 test-versions bench chaos clean
 
 venv: $(STAMP)
 
@@ -65,7 +68,16 @@ $(AF2_STAMP): pyproject.toml
 test-af2: venv-af2
 	$(AF2_BIN)/python -m pytest -q -m "not e2e" -p no:cacheprovider --timeout=$(AF2_TEST_TIMEOUT)
 
-test: lint typecheck unit e2e test-af2
+# A real stack of each version in AF3_VERSIONS: the provider from its wheel, evidence in test-artifacts/e2e-airflow-*.
+# Every version runs even when one fails; the target fails if any did.
+test-versions: venv
+	@status=0; for version in $(AF3_VERSIONS); do \
+		echo "== end-to-end on Airflow $$version"; \
+		EI_E2E_AIRFLOW_VERSION=$$version EI_E2E_ARTIFACTS=$(CURDIR)/test-artifacts/e2e-airflow-$$version \
+			$(BIN)/python -m pytest -q -m "e2e and versions" -p no:cacheprovider tests/e2e || status=1; \
+	done; exit $$status
+
+test: lint typecheck unit e2e test-af2 test-versions
 
 # The long fault-injection run (the test suite runs a bounded one); EI_CHAOS_SEED picks another seed.
 chaos: venv

@@ -24,10 +24,14 @@ def has_state_store(context: Context) -> bool:
     return context.get("task_state_store") is not None  # type: ignore[call-overload]
 
 
+def job_variable_key(dag_id: str, task_id: str, run_id: str, map_index: int = -1) -> str:
+    """The Variable that carries a task instance's job id from one try to the next (pre-3.3)."""
+    return f"edgeimpulse_job__{dag_id}__{task_id}__{run_id}__{map_index}"
+
+
 def _variable_key(context: Context) -> str:
     ti = context["ti"]
-    map_index = getattr(ti, "map_index", -1)
-    return f"edgeimpulse_job__{ti.dag_id}__{ti.task_id}__{ti.run_id}__{map_index}"
+    return job_variable_key(ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", -1))
 
 
 def previous_job_id(context: Context) -> int | None:

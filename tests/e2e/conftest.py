@@ -4,6 +4,10 @@ One real Airflow stack for the whole end-to-end session (see stack.py), started 
 ``EI_E2E_DAG_FOLDERS`` (paths joined with ``os.pathsep``) replaces the DAG folders the stack parses; by default
 the repo's example DAGs and tests/e2e/dags. Logs, the stack's airflow.cfg, task logs and screenshots land in
 test-artifacts/e2e/ (or ``EI_E2E_ARTIFACTS``).
+
+``EI_E2E_AIRFLOW_VERSION`` (an Airflow release, e.g. ``3.1.8``) runs every stack of the session on that Airflow
+instead of the work tree's: a cached venv of that version with the provider installed from its wheel (versions.py).
+``make test-versions`` runs the tests marked ``versions`` that way, one version after the other.
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.e2e.stack import ARTIFACTS, REPO, AirflowStack, StackSettings
+from tests.e2e.versions import VersionVenv, version_venv
 
 # The example DAGs, and the DAGs only the end-to-end tests use (tests/e2e/dags).
 DEFAULT_DAG_FOLDERS = (REPO / "dags", REPO / "tests" / "e2e" / "dags")
@@ -40,6 +46,22 @@ def e2e_artifacts() -> Path:
     return ARTIFACTS
 
 
+@pytest.fixture(scope="session")
+def other_airflow(e2e_artifacts: Path) -> VersionVenv | None:
+    """The cached venv of ``EI_E2E_AIRFLOW_VERSION`` with this run's provider wheel, or None for the work tree's."""
+    version = os.environ.get("EI_E2E_AIRFLOW_VERSION", "")
+    if not version:
+        return None
+    venv = version_venv(version, e2e_artifacts / "provider-wheel")
+    (e2e_artifacts / "airflow-version.json").write_text(json.dumps({**venv.__dict__}, default=str, indent=2) + "\n")
+    return venv
+
+
+def on_airflow(venv: VersionVenv | None) -> dict[str, Any]:
+    """The StackSettings fields that run a stack on ``venv`` (nothing for the work tree's Airflow)."""
+    return {} if venv is None else {"python": venv.python, "python_path": (venv.provider_path,)}
+
+
 def running_stack(settings: StackSettings) -> Iterator[AirflowStack]:
     """A started stack for a fixture to yield from; stopped afterwards, and no process of it may outlive that."""
     if not sys.platform.startswith("linux"):
@@ -57,5 +79,6 @@ def running_stack(settings: StackSettings) -> Iterator[AirflowStack]:
 
 
 @pytest.fixture(scope="session")
-def airflow_stack(e2e_artifacts: Path) -> Iterator[AirflowStack]:
-    yield from running_stack(StackSettings(dag_folders=dag_folders(), artifacts=e2e_artifacts))
+def airflow_stack(e2e_artifacts: Path, other_airflow: VersionVenv | None) -> Iterator[AirflowStack]:
+    settings = StackSettings(dag_folders=dag_folders(), artifacts=e2e_artifacts, **on_airflow(other_airflow))
+    yield from running_stack(settings)

@@ -44,6 +44,12 @@ def xcom(stack: AirflowStack, dag_id: str, run_id: str, task_id: str, key: str =
     return entry.get("value") if entry else None
 
 
+def variable(stack: AirflowStack, key: str) -> str | None:
+    """The value of Airflow Variable ``key``, or None when there is none."""
+    answer = stack.api("GET", f"/variables/{quote(key, safe='')}", expect=(200, 404))
+    return str(answer["value"]) if answer and "value" in answer else None
+
+
 def runs_of(stack: AirflowStack, dag_id: str) -> list[dict[str, Any]]:
     return list(stack.api("GET", f"/dags/{dag_id}/dagRuns", params={"order_by": "id"})["dag_runs"])
 

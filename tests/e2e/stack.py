@@ -129,6 +129,9 @@ class StackSettings:
     stop_timeout_s: float = 20.0
     parallelism: int = 4
     python: Path = field(default_factory=lambda: Path(sys.executable))
+    # Folders put first on the stack's PYTHONPATH: the provider installed for this run beside a cached venv of
+    # another Airflow version (versions.py).
+    python_path: tuple[Path, ...] = ()
     # [triggerer] job_heartbeat_sec and triggerer_health_check_threshold; None keeps Airflow's (5 s, 30 s). Low
     # values let a second triggerer (``start_triggerer``) adopt a stalled one's triggers within seconds.
     triggerer_heartbeat_s: int | None = None
@@ -223,8 +226,12 @@ def never_reuse_trigger_ids(database: Path) -> None:
                 "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'trigger' AND sql IS NOT NULL"
             )
         ]
-        rewritten = table_sql.replace("id INTEGER NOT NULL,", "id INTEGER PRIMARY KEY AUTOINCREMENT,", 1).replace(
-            "CONSTRAINT trigger_pkey PRIMARY KEY (id),", "", 1
+        # The key constraint sits among the columns (3.3) or last (3.1, 3.2), so with a comma before or after it.
+        rewritten = re.sub(
+            r"CONSTRAINT trigger_pkey PRIMARY KEY \(id\),|,\s*CONSTRAINT trigger_pkey PRIMARY KEY \(id\)",
+            "",
+            table_sql.replace("id INTEGER NOT NULL,", "id INTEGER PRIMARY KEY AUTOINCREMENT,", 1),
+            count=1,
         )
         if rewritten.count("AUTOINCREMENT") != 1 or "PRIMARY KEY (id)" in rewritten:
             raise StackError(f"the trigger table's schema changed; cannot make its ids unique:\n{table_sql}")
@@ -253,6 +260,7 @@ class AirflowStack:
         self.components: list[Component] = []
         self.leftovers: list[str] = []
         self._token: str | None = None
+        self._airflow_version: tuple[int, int] | None = None
         self._stopped = False
         self.timings: dict[str, float] = {}
         self.postgres = PostgresCluster(free_port(), settings.artifacts) if settings.distributed else None
@@ -277,7 +285,9 @@ class AirflowStack:
         env.update(
             {
                 "AIRFLOW_HOME": str(self.home),
-                "PYTHONPATH": os.pathsep.join(p for p in (str(self.home), self._inherited_pythonpath()) if p),
+                "PYTHONPATH": os.pathsep.join(
+                    p for p in (*map(str, self.settings.python_path), str(self.home), self._inherited_pythonpath()) if p
+                ),
                 MARKER_VAR: self.stack_id,
                 "PYTHONUNBUFFERED": "1",
                 # The example DAGs read these at parse time; pinned so a developer's Variables cannot change them.
@@ -665,6 +675,14 @@ class AirflowStack:
             timeout=timeout,
             check=False,
         )
+
+    @property
+    def airflow_version(self) -> tuple[int, int]:
+        """The (major, minor) of the Airflow the stack runs, as its REST API reports it."""
+        if self._airflow_version is None:
+            major, minor = str(self.api("GET", "/version")["version"]).split(".")[:2]
+            self._airflow_version = (int(major), int(minor))
+        return self._airflow_version
 
     def log_tails(self) -> str:
         return "\n".join(f"===== {c.name} =====\n{c.log_tail(2500)}" for c in self.components)

@@ -24,7 +24,7 @@ from airflow_provider_edgeimpulse.emulator.sample_files import write_wave_sample
 from tests.e2e import runs
 from tests.e2e.stack import EMULATOR_PROJECT_ID, AirflowStack, StackError, wait_until
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.versions]
 
 # The DAG under test and its training task (EdgeImpulseRetrainOperator, deferrable).
 DAG_ID = "edgeimpulse_nightly_retrain"

@@ -40,7 +40,7 @@ from urllib.parse import quote
 import pytest
 
 from airflow_provider_edgeimpulse.emulator.sample_files import write_wave_samples
-from tests.e2e.conftest import dag_folders
+from tests.e2e.conftest import dag_folders, on_airflow
 from tests.e2e.secret_search import (
     Hit,
     Search,
@@ -58,8 +58,9 @@ from tests.e2e.stack import (
     StackSettings,
     wait_until,
 )
+from tests.e2e.versions import VersionVenv
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.versions]
 
 NIGHTLY = "edgeimpulse_nightly_retrain"
 TUNER = "edgeimpulse_eon_tuner"
@@ -325,13 +326,14 @@ def _write_summary(exercise: Exercise) -> None:
 
 
 @pytest.fixture(scope="module")
-def jwt_stack(e2e_artifacts: Path) -> Iterator[AirflowStack]:
+def jwt_stack(e2e_artifacts: Path, other_airflow: VersionVenv | None) -> Iterator[AirflowStack]:
     if not sys.platform.startswith("linux"):
         pytest.skip("the stack harness reads /proc to prove every process it started is gone")
     settings = StackSettings(
         dag_folders=dag_folders(),
         artifacts=e2e_artifacts / "secrets-jwt",
         credentials=EmulatorCredentials(auth_type="jwt"),
+        **on_airflow(other_airflow),
     )
     stack = AirflowStack(settings)
     try:
