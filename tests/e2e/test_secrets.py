@@ -58,9 +58,9 @@ from tests.e2e.stack import (
     StackSettings,
     wait_until,
 )
-from tests.e2e.versions import VersionVenv
+from tests.e2e.versions import TASK_OUTPUT_IN_SCHEDULER_LOG_SINCE, VersionVenv
 
-pytestmark = [pytest.mark.e2e, pytest.mark.versions]
+pytestmark = pytest.mark.e2e
 
 NIGHTLY = "edgeimpulse_nightly_retrain"
 TUNER = "edgeimpulse_eon_tuner"
@@ -344,7 +344,9 @@ def jwt_stack(e2e_artifacts: Path, other_airflow: VersionVenv | None) -> Iterato
     assert not leftovers, f"processes outlived their process group and were killed: {leftovers}"
 
 
-@pytest.fixture(scope="module", params=["api_key", "jwt"])
+# The other Airflow versions (``make test-versions``) search the API-key variant: the sign-in differs only in the
+# provider's code, which the JWT variant on 3.3 covers, and a second stack per version would cost minutes of CI.
+@pytest.fixture(scope="module", params=[pytest.param("api_key", marks=pytest.mark.versions), "jwt"])
 def exercise(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Exercise:
     variant = request.param
     stack: AirflowStack = request.getfixturevalue("airflow_stack" if variant == "api_key" else "jwt_stack")
@@ -402,7 +404,10 @@ def test_the_search_finds_what_is_there(exercise: Exercise) -> None:
     for place in ("db:dag_run_note.content", "db:task_instance_note.content", "rest:/eventLogs"):
         assert place in notes, (place, sorted(notes))
 
-    assert "file:scheduler.log" in canary, "task output relayed through the executor was not searched"
+    if exercise.stack.airflow_version >= TASK_OUTPUT_IN_SCHEDULER_LOG_SINCE:
+        assert "file:scheduler.log" in canary, "task output relayed through the executor was not searched"
+    else:  # an older LocalExecutor relays no task output: its log is searched (counted below), without the canary
+        assert "file:scheduler.log" not in canary, "the scheduler's log holds task output after all"
 
     # The deferred task's trigger kwargs, as stored and as Airflow's Trigger model hands them to the triggerer.
     assert exercise.triggers, "no trigger row while the task was deferred"

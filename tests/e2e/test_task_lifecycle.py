@@ -165,6 +165,19 @@ def handover_stack(e2e_artifacts: Path, other_airflow: VersionVenv | None) -> It
     yield from running_stack(settings)
 
 
+def check_the_first_try_ended_with_its_job(
+    stack: AirflowStack, dag_id: str, run_id: str, task_id: str, job_id: int, known: set[int]
+) -> None:
+    """Finish the job a deferred task waits on: its first try succeeds; the job, never cancelled, is the only one."""
+    stack.emulator("POST", f"/jobs/{job_id}/finish", json={"success": True})
+    ti = wait_for_ti_state(stack, dag_id, run_id, task_id, {"success", "failed"})
+    assert (ti["state"], ti["try_number"]) == ("success", 1), ti
+    job = emulator_job(stack, job_id)
+    assert (job["cancelled"], job["finishedSuccessful"]) == (False, True), job
+    started = jobs_started_since(stack, known)
+    assert [int(j["id"]) for j in started] == [job_id], f"exactly one remote job: {started}"
+
+
 def triggerer_ids(stack: AirflowStack) -> set[int]:
     """The triggerer jobs that heartbeat now (Airflow's own view of which triggerers are alive)."""
     jobs = stack.api("GET", "/jobs", params={"job_type": "TriggererJob", "is_alive": True})["jobs"]
@@ -211,13 +224,7 @@ def test_a_wait_handed_to_another_triggerer_keeps_its_remote_job(handover_stack:
     assert (job["finished"], job["cancelled"]) == (None, False), job
     assert task_instance(stack, dag_id, run_id, task_id)["state"] == "deferred"
 
-    stack.emulator("POST", f"/jobs/{job_id}/finish", json={"success": True})
-    ti = wait_for_ti_state(stack, dag_id, run_id, task_id, {"success", "failed"})
-    assert (ti["state"], ti["try_number"]) == ("success", 1), ti
-    job = emulator_job(stack, job_id)
-    assert (job["cancelled"], job["finishedSuccessful"]) == (False, True), job
-    started = jobs_started_since(stack, known)
-    assert [int(j["id"]) for j in started] == [job_id], f"exactly one remote job: {started}"
+    check_the_first_try_ended_with_its_job(stack, dag_id, run_id, task_id, job_id, known)
 
 
 @pytest.mark.versions
@@ -227,7 +234,8 @@ def test_a_deferred_task_survives_the_death_of_its_triggerer(handover_stack: Air
     new one adopts the wait once the dead one's heartbeat is past the health threshold, and the task ends with the
     remote job's outcome. A death calls no ``on_kill``, so the job is never cancelled.
     """
-    stack, dag_id, task_id = handover_stack, "e2e_triggerer_death", "retrain_deferred"
+    # The hand-over test's DAG, in a run of its own: a deferred task and nothing else.
+    stack, dag_id, task_id = handover_stack, "e2e_triggerer_handover", "retrain_deferred"
     stack.emulator("POST", "/config", json={"job_duration": None})  # the job runs until the test finishes it
     known = {int(j["id"]) for j in stack.emulator("GET", "/jobs")["jobs"]}
     run_id = trigger(stack, dag_id)
@@ -249,10 +257,4 @@ def test_a_deferred_task_survives_the_death_of_its_triggerer(handover_stack: Air
     wait_until(adopted, timeout=ACTION_TIMEOUT_S, what=f"triggerer {new} to take the wait over", interval=1)
     assert task_instance(stack, dag_id, run_id, task_id)["state"] == "deferred"
 
-    stack.emulator("POST", f"/jobs/{job_id}/finish", json={"success": True})
-    ti = wait_for_ti_state(stack, dag_id, run_id, task_id, {"success", "failed"})
-    assert (ti["state"], ti["try_number"]) == ("success", 1), ti
-    job = emulator_job(stack, job_id)
-    assert (job["cancelled"], job["finishedSuccessful"]) == (False, True), job
-    started = jobs_started_since(stack, known)
-    assert [int(j["id"]) for j in started] == [job_id], f"exactly one remote job: {started}"
+    check_the_first_try_ended_with_its_job(stack, dag_id, run_id, task_id, job_id, known)
