@@ -406,7 +406,7 @@ def test_the_search_finds_what_is_there(exercise: Exercise) -> None:
 
     if exercise.stack.airflow_version >= TASK_OUTPUT_IN_SCHEDULER_LOG_SINCE:
         assert "file:scheduler.log" in canary, "task output relayed through the executor was not searched"
-    else:  # an older LocalExecutor relays no task output: its log is searched (counted below), without the canary
+    else:  # 3.1's LocalExecutor relays no task output: its log is searched (counted below), without the canary
         assert "file:scheduler.log" not in canary, "the scheduler's log holds task output after all"
 
     # The deferred task's trigger kwargs, as stored and as Airflow's Trigger model hands them to the triggerer.

@@ -41,7 +41,7 @@ INSTALL_TIMEOUT_S = 1200
 # What an Airflow version can do that the tests look at (README, "Airflow versions"): (major, minor) since when.
 TASK_STATE_STORE_SINCE = (3, 3)  # before it, a job id waits for the retry in an Airflow Variable
 TRIGGER_ON_KILL_SINCE = (3, 3)  # before it, a user's stop of a deferred task only cancels the trigger's coroutine
-TASK_OUTPUT_IN_SCHEDULER_LOG_SINCE = (3, 3)  # the LocalExecutor relays what a task prints into the scheduler's log
+TASK_OUTPUT_IN_SCHEDULER_LOG_SINCE = (3, 2)  # the LocalExecutor relays what a task prints into the scheduler's log
 UV = Path(sys.executable).with_name("uv")
 # Without Airflow's constraints file, what an Airflow line needs beside its own ``==`` pin: newer releases of its
 # web stack than it was released with break it (3.2.2's execution API fails to build on cadwyn 9 / FastAPI 0.165:

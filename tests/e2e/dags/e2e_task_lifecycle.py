@@ -1,7 +1,7 @@
 """
 DAGs for the real-Airflow lifecycle tests (tests/e2e/test_task_lifecycle.py): what happens to the remote Edge
 Impulse job when the worker running a task dies, a user marks a waiting task failed or clears it, or the triggerer
-holding its wait stalls and another one takes the wait over, or dies and a new one starts.
+holding its wait stalls and another one takes the wait over, or dies and a new one starts (the same DAG).
 
 Each task trains the emulator's impulse; the tests control how long a job runs through the emulator.
 """
@@ -60,15 +60,4 @@ with DAG(
     tags=["e2e"],
 ):
     # Deferred: its wait is the trigger that moves from a stalled triggerer to another one.
-    EdgeImpulseRetrainOperator(task_id="retrain_deferred", project_id=PROJECT_ID, deferrable=True, retries=0)
-
-with DAG(
-    dag_id="e2e_triggerer_death",
-    schedule=None,
-    start_date=datetime(2025, 1, 1),
-    catchup=False,
-    is_paused_upon_creation=False,
-    tags=["e2e"],
-):
-    # Deferred: its wait is the trigger a new triggerer adopts after the one holding it was killed.
     EdgeImpulseRetrainOperator(task_id="retrain_deferred", project_id=PROJECT_ID, deferrable=True, retries=0)
