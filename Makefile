@@ -14,6 +14,8 @@ AF2_TEST_TIMEOUT ?= 120
 # The other Airflow 3 lines the end-to-end tests marked `versions` run on (`make test-versions`), one after the
 # other, each from a venv cached in ~/.cache/airflow-provider-edgeimpulse/venvs (tests/e2e/versions.py).
 AF3_VERSIONS ?= 3.1.8 3.2.2
+# A real Airflow 2.11 stack (scheduler, triggerer, webserver) in `make test-versions`, not in `make e2e`.
+AF2_E2E := tests/e2e/test_versions_af2.py
 
 .PHONY: venv venv-af2 demo test lint typecheck unit e2e browser services test-af2 test-versions bench chaos clean
 
@@ -51,7 +53,7 @@ services:
 # A real Airflow (scheduler, dag-processor, triggerer, api-server) + the emulator; logs in test-artifacts/e2e/.
 # Also the production shape: PostgreSQL, Redis, two Celery workers, two triggerers, the provider from its wheel.
 e2e: venv browser services
-	$(BIN)/python -m pytest -q -m e2e tests/e2e
+	$(BIN)/python -m pytest -q -m e2e tests/e2e --ignore=$(AF2_E2E)
 
 venv-af2: $(AF2_STAMP)
 
@@ -68,14 +70,20 @@ $(AF2_STAMP): pyproject.toml
 test-af2: venv-af2
 	$(AF2_BIN)/python -m pytest -q -m "not e2e" -p no:cacheprovider --timeout=$(AF2_TEST_TIMEOUT)
 
-# A real stack of each version in AF3_VERSIONS: the provider from its wheel, evidence in test-artifacts/e2e-airflow-*.
+# A real stack of each version in AF3_VERSIONS and of AF2_VERSION: the provider from its wheel, evidence in
+# test-artifacts/e2e-airflow-*.
 # Every version runs even when one fails; the target fails if any did.
 test-versions: venv
 	@status=0; for version in $(AF3_VERSIONS); do \
 		echo "== end-to-end on Airflow $$version"; \
 		EI_E2E_AIRFLOW_VERSION=$$version EI_E2E_ARTIFACTS=$(CURDIR)/test-artifacts/e2e-airflow-$$version \
-			$(BIN)/python -m pytest -q -m "e2e and versions" -p no:cacheprovider tests/e2e || status=1; \
-	done; exit $$status
+			$(BIN)/python -m pytest -q -m "e2e and versions" -p no:cacheprovider tests/e2e --ignore=$(AF2_E2E) \
+			|| status=1; \
+	done; \
+	echo "== end-to-end on Airflow $(AF2_VERSION)"; \
+	EI_AF2_VERSION=$(AF2_VERSION) EI_E2E_ARTIFACTS=$(CURDIR)/test-artifacts/e2e-airflow-$(AF2_VERSION) \
+		$(BIN)/python -m pytest -q -m e2e -p no:cacheprovider $(AF2_E2E) || status=1; \
+	exit $$status
 
 test: lint typecheck unit e2e test-af2 test-versions
 

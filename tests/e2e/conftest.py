@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,12 +62,14 @@ def on_airflow(venv: VersionVenv | None) -> dict[str, Any]:
     return {} if venv is None else {"python": venv.python, "python_path": (venv.provider_path,)}
 
 
-def running_stack(settings: StackSettings) -> Iterator[AirflowStack]:
+def running_stack(
+    settings: StackSettings, make: Callable[[StackSettings], AirflowStack] = AirflowStack
+) -> Iterator[AirflowStack]:
     """A started stack for a fixture to yield from; stopped afterwards, and no process of it may outlive that."""
     if not sys.platform.startswith("linux"):
         pytest.skip("the stack harness reads /proc to prove every process it started is gone")
     settings.artifacts.mkdir(parents=True, exist_ok=True)
-    stack = AirflowStack(settings)
+    stack = make(settings)
     try:
         stack.start()
         yield stack

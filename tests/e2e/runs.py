@@ -40,7 +40,8 @@ def task_instance(stack: AirflowStack, dag_id: str, run_id: str, task_id: str) -
 def xcom(stack: AirflowStack, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
     """The XCom as the task pushed it (deserialized), or None when there is none."""
     path = f"{ti_path(dag_id, run_id, task_id)}/xcomEntries/{key}"
-    entry = stack.api("GET", path, params={"deserialize": "true"}, expect=(200, 404))
+    # stringify=false: Airflow 2's REST API v1 would hand the value out as its str() otherwise.
+    entry = stack.api("GET", path, params={"deserialize": "true", "stringify": "false"}, expect=(200, 404))
     return entry.get("value") if entry else None
 
 
@@ -155,7 +156,12 @@ def wait_cancelled(stack: AirflowStack, job_id: int) -> dict[str, Any]:
 
 def task_process(ti_id: str) -> int | None:
     """The pid of the process running task instance ``ti_id`` (Airflow titles it ``airflow worker -- <ti id>``)."""
-    title = f"airflow worker -- {ti_id}".encode()
+    return titled_process(f"airflow worker -- {ti_id}")
+
+
+def titled_process(title_start: str) -> int | None:
+    """The pid of a process whose title (``/proc/<pid>/cmdline``, as Airflow sets it) starts with ``title_start``."""
+    title = title_start.encode()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue

@@ -364,6 +364,10 @@ class AirflowStack:
                 "result_backend": f"db+{self.postgres.sqlalchemy_url.replace('+psycopg2', '')}",
                 "worker_concurrency": str(self.settings.celery_concurrency),
             }
+        self._write_cfg_file(cfg)
+
+    def _write_cfg_file(self, cfg: dict[str, dict[str, str]]) -> None:
+        """``cfg`` as the stack's airflow.cfg (a copy beside the logs), and the modules it names in AIRFLOW_HOME."""
         (self.home / f"{_DB_ARGS_MODULE}.py").write_text(f"CONNECT_ARGS = {{'timeout': {SQLITE_LOCK_WAIT_S}}}\n")
         (self.home / f"{_HOSTNAME_MODULE}.py").write_text(
             f"import os\nfrom airflow.utils.net import getfqdn\n\n\ndef hostname() -> str:\n"
@@ -375,7 +379,7 @@ class AirflowStack:
             lines.extend(f"{key} = {value}" for key, value in options.items())
             lines.append("")
         (self.home / "airflow.cfg").write_text("\n".join(lines))
-        shutil.copy(self.home / "airflow.cfg", artifacts / "airflow.cfg")
+        shutil.copy(self.home / "airflow.cfg", self.settings.artifacts / "airflow.cfg")
 
     # -- life cycle ----------------------------------------------------------------------------------------------
 
@@ -536,12 +540,12 @@ class AirflowStack:
 
         self.emulator_url = wait_until(ready, timeout=30, what="the emulator to listen")
 
-    def _migrate(self) -> None:
-        began = time.monotonic()
-        log = self.settings.artifacts / "db-migrate.log"
+    def run_cli(self, args: list[str], log_name: str) -> None:
+        """One ``airflow`` command to its end, its output in ``log_name`` beside the logs; a failure raises."""
+        log = self.settings.artifacts / log_name
         with log.open("wb") as out:
             result = subprocess.run(
-                [self.airflow_bin, "db", "migrate"],
+                [self.airflow_bin, *args],
                 env=self.env(),
                 cwd=self.workdir,
                 stdin=subprocess.DEVNULL,
@@ -551,7 +555,11 @@ class AirflowStack:
                 check=False,
             )
         if result.returncode != 0:
-            raise StackError(f"airflow db migrate failed ({result.returncode}):\n{log.read_text()[-4000:]}")
+            raise StackError(f"airflow {args[0]} {args[1]} failed ({result.returncode}):\n{log.read_text()[-4000:]}")
+
+    def _migrate(self) -> None:
+        began = time.monotonic()
+        self.run_cli(["db", "migrate"], "db-migrate.log")
         if self.postgres is None:  # PostgreSQL's sequences never reuse an id
             never_reuse_trigger_ids(self.home / "airflow.db")
         self.timings["migrate_s"] = time.monotonic() - began
