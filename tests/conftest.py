@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -74,3 +75,43 @@ def _variables_without_a_task_state_store(request: pytest.FixtureRequest) -> Non
     """Before Airflow 3.3 a job operator keeps its running job's id in a Variable: any test may need the DB."""
     if not AIRFLOW_V_3_3_PLUS:
         request.getfixturevalue("airflow_db")
+
+
+@pytest.fixture(scope="session")
+def edgeimpulse_emulator_middlewares() -> tuple[Any, ...]:
+    """Every emulator of the suite checks its traffic against Edge Impulse's OpenAPI definition."""
+    from tests.conformance.traffic import TRAFFIC
+
+    return (TRAFFIC.middleware,)
+
+
+@pytest.fixture(autouse=True)
+def _openapi_conformance(request: pytest.FixtureRequest) -> Iterator[None]:
+    """
+    Fails a test during which a request or an answer broke the definition, unless the test is marked
+    ``off_spec(reason)``: it sends deliberately bad requests or makes the server misbehave.
+    """
+    from tests.conformance.traffic import TRAFFIC
+
+    marker = request.node.get_closest_marker("off_spec")
+    if marker is not None and not (marker.args and marker.args[0]):
+        pytest.fail("off_spec needs a reason")
+    TRAFFIC.exempt_reason = marker.args[0] if marker is not None else None
+    leftovers = TRAFFIC.drain()
+    yield
+    # Leftovers came in between two tests: stray traffic of the one before, still told rather than lost.
+    found = [f"{violation} (before this test began)" for violation in dict.fromkeys(leftovers)]
+    found += [str(violation) for violation in dict.fromkeys(TRAFFIC.drain())]
+    if found:
+        lines = "\n".join(f"  {violation}" for violation in found)
+        pytest.fail(f"traffic off Edge Impulse's OpenAPI definition (tests/conformance/exceptions.py):\n{lines}")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    from tests.conformance.traffic import TRAFFIC
+
+    if TRAFFIC.checked:
+        terminalreporter.write_line(
+            f"OpenAPI conformance: {sum(TRAFFIC.checked.values())} exchanges of {len(TRAFFIC.checked)} "
+            f"(method, route, status) kinds checked in {TRAFFIC.seconds:.1f} s"
+        )

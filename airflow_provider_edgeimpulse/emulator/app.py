@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import warnings
+from collections.abc import Iterable
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from airflow_provider_edgeimpulse.emulator import (
     control,
@@ -72,9 +73,14 @@ async def studio_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(exc.status, exc.reason)
 
 
-def create_app(config: EmulatorConfig | None = None) -> web.Application:
+def create_app(config: EmulatorConfig | None = None, middlewares: Iterable[Middleware] = ()) -> web.Application:
+    """
+    The emulator's application. ``middlewares`` wrap every request before the emulator's own middleware sees it
+    (so they also see its error answers and injected faults): the test suite checks all traffic against the
+    OpenAPI definition this way.
+    """
     config = config or EmulatorConfig()
-    app = web.Application(middlewares=[studio_middleware], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(middlewares=[*middlewares, studio_middleware], client_max_size=MAX_BODY_BYTES)
     state = EmulatorState(config)
     app[STATE] = state
     with warnings.catch_warnings():

@@ -6,12 +6,14 @@ nothing heavy at module level: the server (aiohttp) and the handle (requests) lo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
+    from aiohttp.typedefs import Middleware
+
     from airflow_provider_edgeimpulse.emulator.handle import EmulatorHandle
     from airflow_provider_edgeimpulse.emulator.server import EmulatorThread
 
@@ -19,12 +21,18 @@ CONN_ENV = "AIRFLOW_CONN_EDGEIMPULSE_DEFAULT"
 
 
 @pytest.fixture(scope="session")
-def edgeimpulse_emulator_server() -> Iterator[EmulatorThread]:
+def edgeimpulse_emulator_middlewares() -> Sequence[Middleware]:
+    """aiohttp middlewares wrapped around every request of the session's emulator; override it to watch traffic."""
+    return ()
+
+
+@pytest.fixture(scope="session")
+def edgeimpulse_emulator_server(edgeimpulse_emulator_middlewares: Sequence[Middleware]) -> Iterator[EmulatorThread]:
     """One emulator for the whole session, on a free loopback port, in a background thread."""
     from airflow_provider_edgeimpulse.emulator.config import EmulatorConfig
     from airflow_provider_edgeimpulse.emulator.server import EmulatorThread
 
-    server = EmulatorThread(EmulatorConfig(port=0))
+    server = EmulatorThread(EmulatorConfig(port=0), edgeimpulse_emulator_middlewares)
     server.start()
     try:
         yield server

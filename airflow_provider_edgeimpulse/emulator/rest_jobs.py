@@ -141,8 +141,11 @@ async def train_anomaly(request: web.Request) -> web.Response:
     block = learn_block_of(request, ("anomaly",))
     body = await json_body(request)
     axes = body.get("axes")
-    if axes is not None and (not isinstance(axes, list) or not all(isinstance(a, int) for a in axes)):
-        raise bad_request("'axes' must be a list of integers")
+    if not isinstance(axes, list) or not all(isinstance(a, int) and not isinstance(a, bool) for a in axes):
+        raise bad_request("'axes' is required: a list of integers")
+    rating = body.get("minimumConfidenceRating")
+    if isinstance(rating, bool) or not isinstance(rating, int | float):
+        raise bad_request("'minimumConfidenceRating' is required: a number")
     clusters = body.get("clusterCount", 32)
     job = start_job(
         request,

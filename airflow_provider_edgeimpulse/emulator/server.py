@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+from collections.abc import Iterable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from airflow_provider_edgeimpulse.emulator.app import create_app
 from airflow_provider_edgeimpulse.emulator.config import EmulatorConfig
@@ -17,9 +19,9 @@ STOP_TIMEOUT_S = 10.0
 
 
 class EmulatorServer:
-    def __init__(self, config: EmulatorConfig | None = None) -> None:
+    def __init__(self, config: EmulatorConfig | None = None, middlewares: Iterable[Middleware] = ()) -> None:
         self.config = config or EmulatorConfig()
-        self.app = create_app(self.config)
+        self.app = create_app(self.config, middlewares)
         self.state: EmulatorState = self.app[STATE]
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -53,8 +55,9 @@ class EmulatorServer:
 class EmulatorThread:
     """The emulator on a daemon thread with its own event loop, for synchronous tests and fixtures."""
 
-    def __init__(self, config: EmulatorConfig | None = None) -> None:
+    def __init__(self, config: EmulatorConfig | None = None, middlewares: Iterable[Middleware] = ()) -> None:
         self.config = config or EmulatorConfig()
+        self._middlewares = tuple(middlewares)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: EmulatorServer | None = None
@@ -90,7 +93,7 @@ class EmulatorThread:
         self._loop = loop
         asyncio.set_event_loop(loop)
         try:
-            self._server = EmulatorServer(self.config)
+            self._server = EmulatorServer(self.config, self._middlewares)
             self.url = loop.run_until_complete(self._server.start())
         except BaseException as exc:
             self._error = exc

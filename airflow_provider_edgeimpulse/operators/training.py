@@ -80,6 +80,7 @@ class EdgeImpulseTrainOperator(EdgeImpulseRunJobOperator):
             endpoint = "keras"
         elif kind.startswith("anomaly"):
             endpoint = "anomaly"
+            body = _anomaly_body(body, block)
         else:
             raise ValueError(
                 f"Learn block {block.get('name')!r} (id {block.get('id')}) is of type {kind!r}; this operator trains "
@@ -87,6 +88,20 @@ class EdgeImpulseTrainOperator(EdgeImpulseRunJobOperator):
             )
         self.log.info("Training %s learn block %r (id %s)", endpoint, block.get("name"), block.get("id"))
         return job_requests.train(endpoint, int(block["id"]), body)
+
+
+def _anomaly_body(body: dict[str, Any], block: dict[str, Any]) -> dict[str, Any]:
+    """Studio's anomaly training request requires ``axes`` and ``minimumConfidenceRating``: check before starting."""
+    missing = [key for key in ("axes", "minimumConfidenceRating") if body.get(key) is None]
+    if missing:
+        raise ValueError(
+            f"training_params for anomaly block {block.get('name')!r} (id {block.get('id')}) must have "
+            f"{' and '.join(missing)} (axes: the indexes of the DSP features to train on; minimumConfidenceRating: "
+            f"a number); got keys {sorted(body)}"
+        )
+    axes = _params.optional_int_list("training_params.axes", body["axes"])
+    rating = _params.optional_number("training_params.minimumConfidenceRating", body["minimumConfidenceRating"])
+    return {**body, "axes": axes, "minimumConfidenceRating": rating}
 
 
 class EdgeImpulseGenerateFeaturesOperator(EdgeImpulseRunJobOperator):

@@ -169,6 +169,7 @@ class Case:
     result: Callable[[Any], str] | None = None  # a case that succeeds: the text the user sees, from its result
     max_message: int = MAX_MESSAGE_CHARS
     starts_job: bool = False  # the scenario is a job the call itself starts (and that then misbehaves)
+    off_spec: str | None = None  # why the server's answer is off openapi.yaml on purpose (the pytest marker's reason)
 
 
 CASES: dict[str, Case] = {}
@@ -520,7 +521,15 @@ def _(env: Env) -> Call:
     return lambda: env.hook().download_deployment(dest, format="zip", engine="tflite-eon")
 
 
-@case("hook-download-html-page", EdgeImpulseAPIError, "HTML page", "Sign in", "nothing was saved", remote=ANY)
+@case(
+    "hook-download-html-page",
+    EdgeImpulseAPIError,
+    "HTML page",
+    "Sign in",
+    "nothing was saved",
+    remote=ANY,
+    off_spec="a sign-in page instead of the artefact",
+)
 def _(env: Env) -> Call:
     env.built_deployment()
     page = "<!DOCTYPE html><html><head><title>Sign in</title></head><body>Sign in to continue</body></html>"
@@ -541,14 +550,29 @@ def _(env: Env) -> Call:
     return lambda: env.hook().download_deployment(env.tmp, "zip", "tflite-eon", download_timeout=math.nan)
 
 
-@case("hook-truncated-json", EdgeImpulseAPIError, "body that is not JSON", '{"success": true, "job": {"id"', remote=ANY)
+@case(
+    "hook-truncated-json",
+    EdgeImpulseAPIError,
+    "body that is not JSON",
+    '{"success": true, "job": {"id"',
+    remote=ANY,
+    off_spec="a truncated JSON answer",
+)
 def _(env: Env) -> Call:
     job_id = env.running_job()
     env.em.fault(status=200, body='{"success": true, "job": {"id": 1, "crea', path=f"/jobs/{job_id}/status")
     return lambda: env.hook().get_job_status(job_id)
 
 
-@case("hook-json-not-an-object", EdgeImpulseAPIError, "JSON that is not an object", "(list)", "[1, 2, 3]", remote=ANY)
+@case(
+    "hook-json-not-an-object",
+    EdgeImpulseAPIError,
+    "JSON that is not an object",
+    "(list)",
+    "[1, 2, 3]",
+    remote=ANY,
+    off_spec="a JSON list where Studio answers an object",
+)
 def _(env: Env) -> Call:
     env.em.fault(status=200, body="[1, 2, 3]", path="/impulse")
     return lambda: env.hook().get_impulse()
@@ -567,6 +591,7 @@ def _(env: Env) -> Call:
     "limit of 1048 bytes",
     "max_response_mib",
     remote=ANY,
+    off_spec="an answer padded past the size limit",
 )
 def _(env: Env) -> Call:
     env.set_connection(extra__max_response_mib="0.001")
@@ -675,6 +700,31 @@ def _(env: Env) -> Call:
 @case("op-train-name-and-id", ValueError, "exactly one of learn_block", "'Classifier' and 4", remote=LOCAL)
 def _(env: Env) -> Call:
     return execute(EdgeImpulseTrainOperator(task_id="t", learn_block="Classifier", learn_block_id=4))
+
+
+@case(
+    "op-train-anomaly-without-axes",
+    ValueError,
+    "anomaly block 'Anomaly detection'",
+    "must have axes and minimumConfidenceRating",
+    "'trainingCycles'",
+    remote=NO_JOB,
+)
+def _(env: Env) -> Call:
+    params = {"trainingCycles": 30}
+    return execute(EdgeImpulseTrainOperator(task_id="t", learn_block="Anomaly detection", training_params=params))
+
+
+@case(
+    "op-train-anomaly-axes-not-ints",
+    ValueError,
+    "training_params.axes must be a list of integers",
+    "'x'",
+    remote=NO_JOB,
+)
+def _(env: Env) -> Call:
+    params = {"axes": ["x"], "minimumConfidenceRating": 0.3}
+    return execute(EdgeImpulseTrainOperator(task_id="t", learn_block="Anomaly detection", training_params=params))
 
 
 @case("op-train-params-not-object", ValueError, "training_params must be a dict", "'[50, 0.01]'", remote=LOCAL)
@@ -970,7 +1020,14 @@ def _(env: Env) -> Call:
     return execute(EdgeImpulseSetTunerPrimaryOperator(task_id="t", trial_id="best", tuner_coordinator_job_id=run_id))
 
 
-@case("op-adopt-trials-not-a-list", ValueError, "trial_id 'trial_1_1'", "is not a trial of", remote=NO_JOB)
+@case(
+    "op-adopt-trials-not-a-list",
+    ValueError,
+    "trial_id 'trial_1_1'",
+    "is not a trial of",
+    remote=NO_JOB,
+    off_spec="tuner state whose trials are not a list",
+)
 def _(env: Env) -> Call:
     run_id, state = env.finished_tuner_state()
     state["trials"] = "oops"
@@ -1215,7 +1272,14 @@ def _(env: Env) -> Call:
     return execute(EONTunerStateSensor(task_id="s", tuner_coordinator_job_id=run_id, poke_interval=0.1, timeout=5))
 
 
-@case("sensor-tuner-truncated-state", EdgeImpulseAPIError, "body that is not JSON", '{"success": true, "tr', remote=ANY)
+@case(
+    "sensor-tuner-truncated-state",
+    EdgeImpulseAPIError,
+    "body that is not JSON",
+    '{"success": true, "tr',
+    remote=ANY,
+    off_spec="a truncated tuner state",
+)
 def _(env: Env) -> Call:
     run_id, _state = env.finished_tuner_state()
     env.em.fault(status=200, body='{"success": true, "tr', path=f"/optimize/{run_id}/state")

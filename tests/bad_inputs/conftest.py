@@ -20,8 +20,9 @@ PASSWORD = "pw-BadInput-Zq81xW4v"
 
 
 @pytest.fixture(scope="session")
-def secret_emulator_server() -> Iterator[EmulatorThread]:
-    server = EmulatorThread(EmulatorConfig(port=0, api_key=API_KEY, username=USERNAME, password=PASSWORD))
+def secret_emulator_server(edgeimpulse_emulator_middlewares: tuple[Any, ...]) -> Iterator[EmulatorThread]:
+    config = EmulatorConfig(port=0, api_key=API_KEY, username=USERNAME, password=PASSWORD)
+    server = EmulatorThread(config, edgeimpulse_emulator_middlewares)
     server.start()
     try:
         yield server

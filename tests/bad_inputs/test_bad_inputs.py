@@ -62,7 +62,13 @@ def job_ids(env: Env) -> set[int]:
     return {int(job["id"]) for job in env.em.jobs()}
 
 
-@pytest.mark.parametrize("case_id", list(CASES))
+@pytest.mark.parametrize(
+    "case_id",
+    [
+        pytest.param(case_id, marks=pytest.mark.off_spec(case.off_spec)) if case.off_spec else case_id
+        for case_id, case in CASES.items()
+    ],
+)
 def test_bad_input(case_id: str, env: Env, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]):
     case = CASES[case_id]
     call = case.setup(env)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import pytest
+
 from tests.emulator.conftest import Studio
 
 
@@ -72,6 +74,7 @@ def test_create_impulse_replaces_it(studio: Studio, validate) -> None:
     assert studio.post("jobs/train/keras/8", json={}).status_code == 200
 
 
+@pytest.mark.off_spec("impulses without their blocks, which the emulator must refuse")
 def test_create_impulse_validates(studio: Studio) -> None:
     response = studio.post("impulse", json={"inputBlocks": [], "dspBlocks": []})
     assert response.status_code == 400
@@ -102,6 +105,7 @@ def test_list_samples_filters_and_pages(studio: Studio, validate) -> None:
     assert searched["totalCount"] == 4
 
 
+@pytest.mark.off_spec("listings without or with an unknown category, which the emulator must refuse")
 def test_list_samples_needs_a_valid_category_and_filters(studio: Studio) -> None:
     assert studio.get("raw-data").status_code == 400
     assert studio.get("raw-data", params={"category": "bogus"}).status_code == 400

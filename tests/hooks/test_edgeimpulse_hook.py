@@ -175,6 +175,7 @@ def test_get_and_create_impulse(hook: EdgeImpulseHook) -> None:
     assert again is not None and again["name"] == "Replaced" and len(again["learnBlocks"]) == 1
 
 
+@pytest.mark.off_spec("an impulse without its blocks, to see that a 400 is not retried")
 def test_create_impulse_rejects_a_bad_definition(hook: EdgeImpulseHook, ei: Any) -> None:
     with pytest.raises(EdgeImpulseAPIError) as info:
         hook.create_impulse({"inputBlocks": []})
@@ -515,6 +516,7 @@ def test_success_false_on_http_200(hook: EdgeImpulseHook, ei: Any) -> None:
     assert route_count(ei, f"GET {P}/impulse") == 1  # a definite answer: not retried
 
 
+@pytest.mark.off_spec("an HTML error page from a proxy")
 def test_html_502_page(hook: EdgeImpulseHook, ei: Any) -> None:
     page = "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
     ei.fault(status=502, body=page, count=50, path="/impulse")
@@ -533,12 +535,14 @@ def test_html_502_then_recovery(hook: EdgeImpulseHook, ei: Any) -> None:
     assert route_count(ei, f"GET {P}/impulse") == 3
 
 
+@pytest.mark.off_spec("an empty answer")
 def test_empty_body(hook: EdgeImpulseHook, ei: Any) -> None:
     ei.fault(status=200, body="", path="/impulse")
     with pytest.raises(EdgeImpulseAPIError, match=r"HTTP 200 with a body that is not JSON: '<empty body>'"):
         hook.get_impulse()
 
 
+@pytest.mark.off_spec("an answer that is not JSON")
 def test_invalid_json(hook: EdgeImpulseHook, ei: Any) -> None:
     ei.fault(status=200, body='{"success": tru', content_type="application/json", path="/impulse")
     with pytest.raises(EdgeImpulseAPIError, match=r"not JSON: '\{\"success\": tru'"):
@@ -696,14 +700,14 @@ def test_api_key_header_and_user_agent(hook: EdgeImpulseHook, ei: Any) -> None:
 
 
 @pytest.fixture
-def distinct_emulator() -> Iterator[Any]:
+def distinct_emulator(edgeimpulse_emulator_middlewares: tuple[Any, ...]) -> Iterator[Any]:
     """An emulator whose secrets are distinctive strings (the shared one uses "emulator" as name and password)."""
     from airflow_provider_edgeimpulse.emulator.config import EmulatorConfig
     from airflow_provider_edgeimpulse.emulator.handle import EmulatorHandle
     from airflow_provider_edgeimpulse.emulator.server import EmulatorThread
 
     config = EmulatorConfig(port=0, api_key="ei_redaction_Key_7f3a9c", username="alice", password="pw-Secr3t-91xq")
-    server = EmulatorThread(config)
+    server = EmulatorThread(config, edgeimpulse_emulator_middlewares)
     url = server.start()
     handle = EmulatorHandle(
         url, api_key=config.api_key, project_id=config.project_id, username="alice", password=config.password
@@ -715,6 +719,7 @@ def distinct_emulator() -> Iterator[Any]:
         server.stop()
 
 
+@pytest.mark.off_spec("plain-text error answers")
 def test_secrets_never_in_errors_logs_or_reprs(
     distinct_emulator: Any,
     monkeypatch: pytest.MonkeyPatch,

@@ -45,14 +45,27 @@ def test_retrain(em):
     assert len(em.jobs()) == 1
 
 
-@pytest.mark.parametrize(("block", "kind"), [("Classifier", "keras"), ("Anomaly detection", "anomaly")])
-def test_train_picks_the_endpoint_from_the_block_type(em, block, kind):
-    result = EdgeImpulseTrainOperator(task_id="t", learn_block=block, training_params={"trainingCycles": 3}).execute(
-        make_context()
-    )
+ANOMALY_PARAMS = {"axes": [0, 1, 2], "minimumConfidenceRating": 0.3}
+
+
+@pytest.mark.parametrize(
+    ("block", "kind", "params"),
+    [("Classifier", "keras", {"trainingCycles": 3}), ("Anomaly detection", "anomaly", ANOMALY_PARAMS)],
+)
+def test_train_picks_the_endpoint_from_the_block_type(em, block, kind, params):
+    result = EdgeImpulseTrainOperator(task_id="t", learn_block=block, training_params=params).execute(make_context())
     assert result["success"] is True
     routes = em.requests()["by_route"]
     assert any(f"jobs/train/{kind}/" in route for route in routes), routes
+
+
+def test_an_anomaly_block_without_its_required_parameters_starts_nothing(em):
+    with pytest.raises(ValueError, match="must have axes and minimumConfidenceRating") as err:
+        EdgeImpulseTrainOperator(
+            task_id="t", learn_block="Anomaly detection", training_params={"trainingCycles": 3}
+        ).execute(make_context())
+    assert "Anomaly detection" in str(err.value) and "trainingCycles" in str(err.value)
+    assert em.jobs() == []
 
 
 def test_train_unknown_block_lists_the_known_ones_and_starts_nothing(em):

@@ -26,7 +26,9 @@ def em(edgeimpulse_emulator: Any) -> Any:
 @pytest.mark.usefixtures("airflow_db")
 @pytest.mark.parametrize("mode", MODES)
 def test_training_dag_renders_every_argument_and_pushes_job_xcoms(em, mode):
-    dag_run = run_dag(f"ei_ops_training_{mode}", {"learn_block": "Anomaly detection", "impulse_id": "1"})
+    anomaly_params = {"axes": [0, 1, 2], "minimumConfidenceRating": 0.3}
+    conf = {"learn_block": "Anomaly detection", "training_params": anomaly_params, "impulse_id": "1"}
+    dag_run = run_dag(f"ei_ops_training_{mode}", conf)
     assert str(dag_run.state) == "success", states(dag_run)
     keys = {j["key"] for j in em.jobs()}
     assert keys == {"dsp-3", "anomaly-5", "retrain-1"}, "each task started the job its rendered arguments name"
@@ -111,7 +113,7 @@ def test_a_learn_block_is_found_by_its_title_too(em):
 
 def test_a_learn_block_of_another_type_is_refused(em):
     em.state.project.impulse["learnBlocks"].append(  # type: ignore[index]
-        {"id": 9, "type": "transfer-regression", "name": "Regressor", "dsp": [3], "title": "Regression"}
+        {"id": 9, "type": "vlm", "name": "Regressor", "dsp": [3], "title": "Regression"}
     )
     with pytest.raises(ValueError, match="keras\\* and anomaly\\*"):
         EdgeImpulseTrainOperator(task_id="train", learn_block="Regressor").execute(make_context())
