@@ -87,7 +87,7 @@ class TrafficCheck:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not request.path.startswith(STUDIO_PREFIX):
+        if not request.path.startswith(STUDIO_PREFIX) or self.exempt_reason is not None:
             return await handler(request)
         body = await request.read() if request.body_exists else None
         route = _route(request)
@@ -162,8 +162,8 @@ def _response_shape(method: str, route: str, response: web.StreamResponse) -> tu
     if isinstance(response, web.Response) and response.content_type == "application/json":
         try:
             structure = _structure(json.loads(_body_bytes(response)))
-        except ValueError:
-            structure = "not JSON"
+        except (ValueError, RecursionError):  # a misbehaving answer must not break the emulator
+            structure = "not JSON, or too deep to read"
     return (method, route, response.status, response.content_type, structure)
 
 

@@ -114,6 +114,7 @@ def test_a_download_timeout_that_is_no_duration_fails_when_the_task_is_built(tmp
         )
 
 
+@pytest.mark.off_spec("a sign-in page instead of the artefact")
 def test_a_sign_in_page_instead_of_the_artefact_fails_the_task_and_writes_nothing(em, tmp_path):
     em.fault(status=200, body="<html><title>Sign in</title></html>", path="/download")
     op = EdgeImpulseBuildDeploymentOperator(
