@@ -159,7 +159,8 @@ ERROR_RULE = (
     "The definition documents only the 200 answer of each operation, yet Studio answers errors with 4xx/5xx too. "
     "An answer with status >= 400 is checked against the generic error shape, a JSON body {success: false, error: "
     "string} (the definition's GenericApiResponse with an error; what the provider's error model reads), not "
-    "against the operation's 200 schema."
+    "against the operation's 200 schema. So is a 200 answer whose JSON says success: false, Studio's other way "
+    "of answering an error."
 )
 STREAM_RULE = (
     "A streamed answer (a deployment download) is checked for its status and media type; its bytes are not "
