@@ -40,6 +40,14 @@ def deployment_asset_uri(project_id: int, deployment_format: str, studio_url: st
     return f"edgeimpulse://{studio_host(studio_url)}/project/{project_id}/deployment/{deployment_format}"
 
 
+def samples_asset_uri(project_id: int, category: str, studio_url: str = DEFAULT_STUDIO_URL) -> str:
+    """
+    The Asset a project's new samples of one category are announced as (an asset watcher's events):
+    ``edgeimpulse://<studio host>/project/<id>/samples/<category>``, named like the deployment Asset.
+    """
+    return f"edgeimpulse://{studio_host(studio_url)}/project/{project_id}/samples/{category}"
+
+
 def studio_host(studio_url: str) -> str:
     """The ``host[:port]`` of a Studio URL, never its user info: what names a Studio in Asset and lineage names."""
     return urlsplit(studio_url).netloc.rsplit("@", 1)[-1] or studio_url.strip("/")

@@ -1,9 +1,15 @@
 """
-Nightly retraining: upload the day's new samples (optional), retrain, test, stop below an accuracy threshold,
-build the deployment and download it.
+Nightly retraining: upload the day's new samples (optional), retrain, test, gate, version, build and download the
+deployment.
 
-The build is announced as an event of the Asset ``edgeimpulse://<studio host>/project/<id>/deployment/<format>``
-whose extra says which build it is (sha256, size, versions): ``edgeimpulse_firmware_release`` is scheduled on it.
+The gate (``retrain_test_gate_build.quality_gate``) holds the model to the params ``accuracy_threshold``, no
+regression against the last project version (``baseline_version``, ``max_accuracy_drop``) and a device budget
+(``target_device``, ``max_latency_ms``, ``max_ram_bytes``, ``max_rom_bytes``). A model that misses one fails the
+gate without retries: no version is made, nothing is built, and the task log names the check that failed and how
+to roll the project back to the last good version in Studio. A model that passes becomes a project version, and
+the build is announced as an event of the Asset ``edgeimpulse://<studio host>/project/<id>/deployment/<format>``
+whose extra says which build it is (sha256, size, deployment and project version): ``edgeimpulse_firmware_release``
+is scheduled on it.
 Settings: DAG params at run time (trigger form or ``--conf``), Airflow Variables ``edgeimpulse_*`` at parse time
 (``edgeimpulse_nightly_schedule``: when it runs, ``@daily`` unless set); every default works against the
 provider's emulator.
@@ -18,12 +24,9 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import DAG, Param, task
 from edgeimpulse_common import (
-    DEFAULT_ACCURACY_THRESHOLD,
     DEFAULT_CONN_ID,
-    DEFAULT_DEPLOYMENT_ENGINE,
-    DEFAULT_DEPLOYMENT_FORMAT,
-    DEFAULT_OUTPUT_DIR,
     deployment_asset_of_settings,
+    pipeline_params,
     retrain_test_gate_build,
     setting,
 )
@@ -40,7 +43,7 @@ deployment = deployment_asset_of_settings()
 
 with DAG(
     dag_id="edgeimpulse_nightly_retrain",
-    description="Nightly: upload new samples, retrain, test, gate on accuracy, build and download the deployment",
+    description="Nightly: upload new samples, retrain, test, gate, version, build and download the deployment",
     schedule=None if SCHEDULE.lower() == "none" else SCHEDULE,
     start_date=datetime(2026, 1, 1),
     catchup=False,
@@ -50,12 +53,7 @@ with DAG(
             str(setting("samples_dir", "")), type="string", description="upload the samples found here first"
         ),
         "samples_category": Param("split", enum=["training", "testing", "split"]),
-        "accuracy_threshold": Param(
-            float(setting("accuracy_threshold", DEFAULT_ACCURACY_THRESHOLD)), type="number", minimum=0, maximum=1
-        ),
-        "deployment_format": Param(setting("deployment_format", DEFAULT_DEPLOYMENT_FORMAT), type="string"),
-        "deployment_engine": Param(setting("deployment_engine", DEFAULT_DEPLOYMENT_ENGINE), type="string"),
-        "output_dir": Param(setting("output_dir", DEFAULT_OUTPUT_DIR), type="string"),
+        **pipeline_params(),
     },
     tags=["edgeimpulse", "example"],
 ) as dag:
@@ -84,10 +82,6 @@ with DAG(
         >> upload
         >> retrain_test_gate_build(
             conn_id=CONN_ID,
-            accuracy_threshold="{{ params.accuracy_threshold }}",
-            deployment_format="{{ params.deployment_format }}",
-            deployment_engine="{{ params.deployment_engine }}",
-            output_dir="{{ params.output_dir }}",
             deferrable=DEFERRABLE,
             retrain_trigger_rule="none_failed",
             build_outlets=[deployment],

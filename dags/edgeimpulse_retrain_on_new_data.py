@@ -1,16 +1,21 @@
 """
-Retrain when new training data lands in an Edge Impulse project: retrain -> test -> quality gate -> build.
+Retrain when new training data lands in an Edge Impulse project: retrain -> test -> gate -> version -> build.
 
-Airflow 3: the DAG is scheduled on the asset ``edgeimpulse://<project>/training-data``, whose watcher
-(``EdgeImpulseNewSamplesTrigger``, run by the triggerer) emits an asset event per batch of new samples.
+Airflow 3: the DAG is scheduled on the asset ``edgeimpulse://<studio host>/project/<id>/samples/training``, whose
+watcher (``EdgeImpulseNewSamplesTrigger``, run by the triggerer) emits an asset event per batch of new samples.
 No worker waits; the first task reports which samples started the run.
+
+The gate, the version and the build's announcement are those of ``edgeimpulse_nightly_retrain`` (same params, see
+``edgeimpulse_common.retrain_test_gate_build``): a model that misses a limit is neither versioned nor built, and
+the gate's log says which check failed and how to roll back.
 
 Airflow 2.11 (no asset watchers): an hourly schedule with ``EdgeImpulseNewSamplesSensor`` at the head; a
 run without new data within the hour is skipped.
 
 Parse-time settings (Airflow Variables, defaults for the local emulator): ``edgeimpulse_conn_id``
 (``edgeimpulse_default``), ``edgeimpulse_project_id`` (1), ``edgeimpulse_min_new_samples`` (1),
-``edgeimpulse_poll_interval`` (60 s), ``edgeimpulse_deferrable`` (true). Run-time settings are DAG params.
+``edgeimpulse_poll_interval`` (60 s), ``edgeimpulse_deferrable`` (true), ``edgeimpulse_studio_url`` (the Studio
+the assets name). Run-time settings are DAG params.
 """
 
 from __future__ import annotations
@@ -18,23 +23,23 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.providers.common.compat.sdk import AIRFLOW_V_3_0_PLUS, DAG, Asset, Param, task
+from airflow.providers.common.compat.sdk import AIRFLOW_V_3_0_PLUS, DAG, Asset, task
 from edgeimpulse_common import (
-    DEFAULT_ACCURACY_THRESHOLD,
     DEFAULT_CONN_ID,
-    DEFAULT_DEPLOYMENT_ENGINE,
-    DEFAULT_DEPLOYMENT_FORMAT,
-    DEFAULT_OUTPUT_DIR,
+    deployment_asset_of_settings,
+    pipeline_params,
     retrain_test_gate_build,
     setting,
 )
+
+from airflow_provider_edgeimpulse.studio import DEFAULT_STUDIO_URL, samples_asset_uri
 
 CONN_ID = str(setting("conn_id", DEFAULT_CONN_ID))
 PROJECT_ID = int(setting("project_id", 1))
 MIN_NEW_SAMPLES = int(setting("min_new_samples", 1))
 POLL_INTERVAL_S = float(setting("poll_interval", 60))
 DEFERRABLE = str(setting("deferrable", "true")).strip().lower() in ("true", "1", "yes", "on")
-TRAINING_DATA_URI = f"edgeimpulse://{PROJECT_ID}/training-data"
+TRAINING_DATA_URI = samples_asset_uri(PROJECT_ID, "training", str(setting("studio_url", DEFAULT_STUDIO_URL)))
 FALLBACK_SCHEDULE = timedelta(hours=1)  # Airflow 2.11: how often the sensor at the head looks
 
 if AIRFLOW_V_3_0_PLUS:
@@ -60,6 +65,7 @@ if AIRFLOW_V_3_0_PLUS:
     schedule: Any = [training_data]
 else:
     schedule = FALLBACK_SCHEDULE
+deployment = deployment_asset_of_settings()
 
 
 with DAG(
@@ -72,18 +78,7 @@ with DAG(
     # Off until someone turns it on: only then does the watcher start polling Studio (and a parse by a
     # test run leaves no watcher trigger behind).
     is_paused_upon_creation=True,
-    params={
-        "accuracy_threshold": Param(
-            float(setting("accuracy_threshold", DEFAULT_ACCURACY_THRESHOLD)),
-            type="number",
-            minimum=0,
-            maximum=1,
-            description="Stop before the build when the test accuracy (0..1) is below this",
-        ),
-        "deployment_format": Param(setting("deployment_format", DEFAULT_DEPLOYMENT_FORMAT), type="string"),
-        "deployment_engine": Param(setting("deployment_engine", DEFAULT_DEPLOYMENT_ENGINE), type="string"),
-        "output_dir": Param(setting("output_dir", DEFAULT_OUTPUT_DIR), type="string"),
-    },
+    params=pipeline_params(),
     tags=["edgeimpulse", "example"],
 ) as dag:
     if AIRFLOW_V_3_0_PLUS:
@@ -117,11 +112,4 @@ with DAG(
             soft_fail=True,  # no new data this hour: skip the run, the next one looks again
         )
 
-    head >> retrain_test_gate_build(
-        conn_id=CONN_ID,
-        accuracy_threshold="{{ params.accuracy_threshold }}",
-        deployment_format="{{ params.deployment_format }}",
-        deployment_engine="{{ params.deployment_engine }}",
-        output_dir="{{ params.output_dir }}",
-        deferrable=DEFERRABLE,
-    )
+    head >> retrain_test_gate_build(conn_id=CONN_ID, deferrable=DEFERRABLE, build_outlets=[deployment])

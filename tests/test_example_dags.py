@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import sys
 import zipfile
 from pathlib import Path
@@ -18,6 +19,9 @@ if str(DAGS) not in sys.path:
     sys.path.insert(0, str(DAGS))  # Airflow puts the DAG folder on sys.path; the examples import their sibling
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
+
+GATE = "retrain_test_gate_build.quality_gate"
+DEVICE = "cortex-m4f-80mhz"  # the pipeline's default target_device
 
 
 @pytest.fixture(params=[True, False], ids=["deferrable", "blocking"])
@@ -40,7 +44,7 @@ def states(dag_run: Any) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
 
 
-def test_nightly_retrain_uploads_retrains_tests_gates_and_builds(edgeimpulse_emulator, deferrable, tmp_path):
+def test_nightly_retrain_uploads_retrains_tests_gates_versions_and_builds(edgeimpulse_emulator, deferrable, tmp_path):
     em = edgeimpulse_emulator
     em.configure(job_duration=0.3)
     samples = tmp_path / "samples"
@@ -56,7 +60,23 @@ def test_nightly_retrain_uploads_retrains_tests_gates_and_builds(edgeimpulse_emu
     assert len(uploaded["sample_ids"]) == 3
     testing = xcom(dag_run, "retrain_test_gate_build.test")
     assert 0 < testing["accuracy"] <= 1
+    verdict = xcom(dag_run, GATE)
+    assert verdict["passed"] is True
+    # The first version of the project: nothing to regress from yet, so accuracy and the device budget count.
+    assert [(c["name"], c["limit"], c["passed"]) for c in verdict["checks"]] == [
+        ("accuracy", 0.6, True),
+        (f"latency_ms[{DEVICE}/int8/eon]", 100.0, True),
+        (f"ram_bytes[{DEVICE}/int8/eon]", 128 * 1024.0, True),
+        (f"rom_bytes[{DEVICE}/int8/eon]", 512 * 1024.0, True),
+    ]
+    assert verdict["checks"][0]["figure"] == testing["accuracy"]
+    version = xcom(dag_run, "retrain_test_gate_build.version")
+    assert version["version"] == 1
+    assert version["description"] == f"edgeimpulse_nightly_retrain {dag_run.run_id}: passed the model gate"
+    assert version["test_accuracy"] is not None, "the version records the accuracy the next run compares with"
+    assert [v.version for v in em.state.project.versions.values()] == [1]
     build = xcom(dag_run, "retrain_test_gate_build.build")
+    assert build["project_version"] == 1
     artifact = Path(build["path"])
     assert artifact.is_file()
     assert artifact.stat().st_size == build["size"]
@@ -66,11 +86,76 @@ def test_nightly_retrain_uploads_retrains_tests_gates_and_builds(edgeimpulse_emu
     assert em.api_key not in json.dumps(xcoms(dag_run), default=str), "no secret in any XCom"
     assert announced_to == "edgeimpulse://studio.edgeimpulse.com/project/1/deployment/zip"
     announced = asset_event_extras(announced_to)[-1]
-    assert (announced["sha256"], announced["size"], announced["path"]) == (
+    assert (announced["sha256"], announced["size"], announced["path"], announced["project_version"]) == (
         build["sha256"],
         build["size"],
         build["path"],
+        1,
     )
+
+
+def test_nightly_retrain_compares_with_the_last_version_and_stops_a_regression(
+    edgeimpulse_emulator, tmp_path, capsys, caplog
+):
+    em = edgeimpulse_emulator
+    em.configure(job_duration=0.2)
+    first = run("edgeimpulse_nightly_retrain", {"output_dir": str(tmp_path / "first")})
+    assert str(first.state) == "success", states(first)
+    good = xcom(first, "retrain_test_gate_build.version")
+
+    # The next retrain misclassifies every second sample: still above accuracy_threshold, far below version 1.
+    em.next_model(miss_every=2)
+    with caplog.at_level(logging.INFO):
+        dag_run = run("edgeimpulse_nightly_retrain", {"output_dir": str(tmp_path / "second"), "accuracy_threshold": 0})
+    verdict = check_stopped_at_the_gate(dag_run, em, [good["version"]], 1, tmp_path / "second")
+    assert verdict["failed"] == ["regression[accuracy]"]
+    regression = verdict["checks"][-1]
+    # Version 1 recorded the seeded model's 5 of 6; the default max_accuracy_drop is 0.02.
+    assert verdict["baseline"] == {"version_id": good["version_id"], "version": 1, "accuracy": pytest.approx(5 / 6, abs=1e-4)}
+    assert regression["limit"] == pytest.approx(5 / 6 - 0.02, abs=1e-4)
+    assert regression["figure"] < regression["limit"]
+    log = caplog.text + capsys.readouterr().out
+    assert "Model gate failed: regression[accuracy]" in log
+    assert f"restore the last good version (version 1, id {good['version_id']}) from Studio's Versions page " in log
+    assert f"{em.url}/studio/1/versions" in log
+
+
+def test_nightly_retrain_stops_a_model_over_the_device_budget(edgeimpulse_emulator, tmp_path, capsys, caplog):
+    em = edgeimpulse_emulator
+    em.configure(job_duration=0.2)
+    em.next_model(size_factor=30)  # as accurate as before, 30 times the RAM and flash
+    with caplog.at_level(logging.INFO):
+        dag_run = run("edgeimpulse_nightly_retrain", {"output_dir": str(tmp_path)})
+    verdict = check_stopped_at_the_gate(dag_run, em, [], 0, tmp_path)
+    assert verdict["failed"] == [f"ram_bytes[{DEVICE}/int8/eon]", f"rom_bytes[{DEVICE}/int8/eon]"]
+    assert {c["name"]: c["figure"] for c in verdict["checks"]}[f"ram_bytes[{DEVICE}/int8/eon]"] == 4812 * 30
+    log = caplog.text + capsys.readouterr().out
+    assert f"Model gate failed: ram_bytes[{DEVICE}/int8/eon], rom_bytes[{DEVICE}/int8/eon]" in log
+    assert f"to roll back, restore the last good version from Studio's Versions page {em.url}/studio/1/versions" in log
+
+
+def builds(em: Any) -> int:
+    return sum(str(j["key"]).startswith("build-ondevice-model") for j in em.jobs())
+
+
+def check_stopped_at_the_gate(
+    dag_run: Any, em: Any, versions_before: list[int], builds_before: int, out: Path
+) -> dict[str, Any]:
+    """The run failed at the gate, on its first try: no version made, nothing built; the gate's verdict."""
+    assert str(dag_run.state) == "failed", states(dag_run)
+    task_states = states(dag_run)
+    assert task_states[GATE].endswith("failed")
+    (gate,) = [ti for ti in dag_run.get_task_instances() if ti.task_id == GATE]
+    assert gate.try_number == 1, "a missed limit is not retried (the gate task has retries for Studio hiccups)"
+    assert dag_run.get_dag().get_task(GATE).retries > 0
+    assert task_states["retrain_test_gate_build.version"].endswith("upstream_failed")
+    assert task_states["retrain_test_gate_build.build"].endswith("upstream_failed")
+    assert sorted(v.version for v in em.state.project.versions.values()) == versions_before
+    assert builds(em) == builds_before, "no deployment was built"
+    assert not any(out.rglob("*.zip")), "nothing is built from a model that failed the gate"
+    verdict = xcom(dag_run, GATE, "model_gate")
+    assert verdict["passed"] is False
+    return dict(verdict)
 
 
 def test_firmware_release_checks_and_releases_the_announced_build(edgeimpulse_emulator, tmp_path):
@@ -121,13 +206,11 @@ def test_nightly_retrain_without_samples_skips_only_the_upload(edgeimpulse_emula
 
 
 def test_nightly_retrain_stops_at_the_gate_below_the_threshold(edgeimpulse_emulator, tmp_path):
-    edgeimpulse_emulator.configure(job_duration=0.2)
+    em = edgeimpulse_emulator
+    em.configure(job_duration=0.2)
     dag_run = run("edgeimpulse_nightly_retrain", {"accuracy_threshold": 0.999, "output_dir": str(tmp_path)})
-    assert str(dag_run.state) == "failed"
-    task_states = states(dag_run)
-    assert task_states["retrain_test_gate_build.quality_gate"].endswith("failed")
-    assert task_states["retrain_test_gate_build.build"].endswith("upstream_failed")
-    assert not any(tmp_path.rglob("*.zip")), "nothing is built from a model below the threshold"
+    verdict = check_stopped_at_the_gate(dag_run, em, [], 0, tmp_path)
+    assert verdict["failed"] == ["accuracy"]
 
 
 def test_eon_tuner_adopts_the_best_trial_retrains_and_builds(edgeimpulse_emulator, deferrable, tmp_path, monkeypatch):

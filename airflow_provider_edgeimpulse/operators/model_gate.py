@@ -18,7 +18,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow_provider_edgeimpulse import validation as _params
 from airflow_provider_edgeimpulse.operators._base import EdgeImpulseBaseOperator
 from airflow_provider_edgeimpulse.operators.model_testing import summarize_model_testing
-from airflow_provider_edgeimpulse.studio import MODEL_VARIANTS
+from airflow_provider_edgeimpulse.studio import MODEL_VARIANTS, studio_versions_url
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -84,6 +84,13 @@ def _fraction(name: str, value: Any) -> float:
     if number is None:
         raise ValueError(f"{name} must be a fraction between 0 and 1, got None")
     return number
+
+
+def _version_shown(baseline: dict[str, Any] | None) -> str:
+    """`` (version N, id M)`` of the version the gate compared with, when it compared with one."""
+    if not baseline:
+        return ""
+    return f" (version {baseline.get('version')}, id {baseline.get('version_id')})"
 
 
 def _pick(items: list[dict[str, Any]], wanted: str, keys: Sequence[str], name: str) -> dict[str, Any]:
@@ -207,9 +214,12 @@ class EdgeImpulseModelGateOperator(EdgeImpulseBaseOperator):
             self.log.error(
                 "Model gate failed: %s. Nothing after this gate runs, so the last good version and deployment stay "
                 "as they are. The project itself now holds the failed model: to roll back, restore the last good "
-                "version into a new project (Studio's Versions page, or POST /api/{projectId}/jobs/restore with that "
-                "version's id), or retrain with the settings that made it.",
+                "version%s from Studio's Versions page %s (the version's menu, Restore; Studio restores into a new, "
+                "empty project: POST /api/{newProjectId}/jobs/restore with this project's id and the version's id), "
+                "or retrain with the settings that made it.",
                 ", ".join(verdict["failed"]),
+                _version_shown(judge.baseline),
+                studio_versions_url(self.hook.studio_url, self.hook.project_id),
             )
             raise EdgeImpulseModelGateError(
                 f"Model gate failed for project {verdict['project_id']}: "
