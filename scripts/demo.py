@@ -1,5 +1,6 @@
 """
-`make demo`: run the example DAG `edgeimpulse_nightly_retrain` end to end with `airflow dags test`.
+`make demo`: run the example DAG `edgeimpulse_nightly_retrain` end to end with `airflow dags test`, and show what
+it did: the model gate's verdict (each check's figure and limit), the project version it made and the build.
 
 Against a local Edge Impulse emulator by default; against Edge Impulse Studio when EDGEIMPULSE_API_KEY is set
 (and optionally EDGEIMPULSE_PROJECT_ID). Uses a throw-away AIRFLOW_HOME and leaves no process running.
@@ -169,6 +170,18 @@ def summary(run: Any, states: dict[str, str], xcoms: dict[tuple[str, str], Any],
     testing = xcoms.get((f"{group}.test", "return_value")) or {}
     if testing:
         lines.append(f"  model testing accuracy: {testing.get('accuracy'):.2%}")
+    # Imported here: importing Airflow reads its configuration, which main() sets first.
+    from airflow_provider_edgeimpulse.operators.model_gate import VERDICT_XCOM_KEY
+
+    lines.extend(gate_lines(xcoms.get((f"{group}.quality_gate", VERDICT_XCOM_KEY))))
+    version = xcoms.get((f"{group}.version", "return_value")) or {}
+    if version:
+        lines.append(
+            f"  project version made: {version.get('version')} (id {version.get('version_id')}, "
+            f"{version.get('description')!r}): {version.get('studio_url')}"
+        )
+    else:
+        lines.append("  project version made: none (the last good version stays as it was)")
     build = xcoms.get((f"{group}.build", "return_value")) or {}
     if build:
         lines.append(
@@ -177,6 +190,21 @@ def summary(run: Any, states: dict[str, str], xcoms: dict[tuple[str, str], Any],
             f"engine {build.get('engine')}, version {build.get('deploymentVersion')})"
         )
     return "\n".join(lines)
+
+
+def gate_lines(verdict: dict[str, Any] | None) -> list[str]:
+    """The model gate's verdict: each check with its figure, its limit and whether it held."""
+    if not verdict:
+        return ["  model gate: did not run"]
+    lines = [f"  model gate: {'passed' if verdict.get('passed') else 'FAILED (' + ', '.join(verdict['failed']) + ')'}"]
+    baseline = verdict.get("baseline")
+    if baseline:
+        shown = f"project version {baseline.get('version')} (accuracy {baseline.get('accuracy')})"
+        lines.append(f"    compared with {shown}")
+    for check in verdict.get("checks") or []:
+        outcome = "pass" if check.get("passed") else "FAIL"
+        lines.append(f"    {outcome:<4} {check.get('name'):<42} {check.get('figure')} (limit {check.get('limit')})")
+    return lines
 
 
 if __name__ == "__main__":

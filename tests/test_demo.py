@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,11 @@ def test_demo_prints_the_summary_and_leaves_no_process():
     assert "Project 1: 'Emulated gestures'" in out
     assert "=== edgeimpulse_nightly_retrain: success" in out
     assert "model testing accuracy:" in out
+    # The gate's verdict, check by check (figure and limit), and the version the passing model became.
+    assert "model gate: passed" in out
+    assert re.search(r"pass +accuracy +0\.83\d* \(limit 0\.6\)", out), out
+    assert re.search(r"pass +ram_bytes\[cortex-m4f-80mhz/int8/eon\] +4812\.0 \(limit 131072\.0\)", out), out
+    assert re.search(r"project version made: 1 \(id \d+, 'edgeimpulse_nightly_retrain manual__", out), out
     assert "deployment: " in out
     assert "bytes, sha256" in out
     assert emulator_processes() == before

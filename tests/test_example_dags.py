@@ -111,7 +111,11 @@ def test_nightly_retrain_compares_with_the_last_version_and_stops_a_regression(
     assert verdict["failed"] == ["regression[accuracy]"]
     regression = verdict["checks"][-1]
     # Version 1 recorded the seeded model's 5 of 6; the default max_accuracy_drop is 0.02.
-    assert verdict["baseline"] == {"version_id": good["version_id"], "version": 1, "accuracy": pytest.approx(5 / 6, abs=1e-4)}
+    assert verdict["baseline"] == {
+        "version_id": good["version_id"],
+        "version": 1,
+        "accuracy": pytest.approx(5 / 6, abs=1e-4),
+    }
     assert regression["limit"] == pytest.approx(5 / 6 - 0.02, abs=1e-4)
     assert regression["figure"] < regression["limit"]
     log = caplog.text + capsys.readouterr().out

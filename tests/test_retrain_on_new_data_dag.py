@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -9,18 +10,22 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
-from tests.airflow_compat import xcom
+from tests.airflow_compat import asset_event_extras, register_assets, xcom
 from tests.samples_util import sample_ids, upload
 
+GROUP = "retrain_test_gate_build"
 DAGS = Path(__file__).resolve().parent.parent / "dags"
 if str(DAGS) not in sys.path:
     sys.path.insert(0, str(DAGS))  # Airflow puts the DAG folder on sys.path; the example imports its sibling
 
 
 def load() -> Any:
+    """The DAG file parsed afresh (dag.test() keeps a run's conf in the DAG's params)."""
+    import importlib
+
     import edgeimpulse_retrain_on_new_data as module
 
-    return module
+    return importlib.reload(module)
 
 
 # Airflow 2 has no asset watchers: there the DAG runs hourly with a new-samples sensor at its head instead.
@@ -36,7 +41,8 @@ def test_scheduled_on_the_training_data_asset_with_a_new_samples_watcher():
     module = load()
     dag = module.dag
     asset = module.training_data
-    assert asset.uri == "edgeimpulse://1/training-data"
+    # Named like the deployment Asset: Studio host, project, what of it.
+    assert asset.uri == "edgeimpulse://studio.edgeimpulse.com/project/1/samples/training"
     assert [a.uri for a in dag.timetable.asset_condition.objects] == [asset.uri]
     (watcher,) = asset.watchers
     assert isinstance(watcher.trigger, EdgeImpulseNewSamplesTrigger)
@@ -49,22 +55,10 @@ def test_scheduled_on_the_training_data_asset_with_a_new_samples_watcher():
         "retrain_test_gate_build.retrain",
         "retrain_test_gate_build.test",
         "retrain_test_gate_build.quality_gate",
+        "retrain_test_gate_build.version",
         "retrain_test_gate_build.build",
     }
     assert dag.max_active_runs == 1
-
-
-def test_the_gate_stops_below_the_threshold():
-    from airflow.providers.common.compat.sdk import AirflowFailException
-    from edgeimpulse_common import check_accuracy
-
-    assert check_accuracy({"accuracy": 0.9}, "0.8") == {"accuracy": 0.9, "threshold": 0.8, "passed": True}
-    with pytest.raises(AirflowFailException, match="below the threshold"):
-        check_accuracy({"accuracy": 0.5}, 0.8)
-    with pytest.raises(AirflowFailException, match="no accuracy"):
-        check_accuracy({"accuracy": None}, 0.8)
-    with pytest.raises(AirflowFailException, match="between 0 and 1"):
-        check_accuracy({"accuracy": 0.9}, "80")
 
 
 def _states(dag_run: Any) -> dict[str, str]:
@@ -95,20 +89,40 @@ def check_new_samples(dag_run: Any, uploaded: list[int]) -> None:
         assert xcom(dag_run, "new_samples")["sample_ids"] == uploaded, "the sensor found exactly the new samples"
 
 
-def test_dag_test_runs_retrain_test_gate_build_against_the_emulator(airflow_db, edgeimpulse_emulator, tmp_path):
+def test_dag_test_runs_retrain_test_gate_version_build_against_the_emulator(airflow_db, edgeimpulse_emulator, tmp_path):
     em = edgeimpulse_emulator
     em.configure(job_duration=0.3)
     dag = load().dag
+    announced_to = dag.get_task(f"{GROUP}.build").outlets[0].uri
+    assert announced_to == "edgeimpulse://studio.edgeimpulse.com/project/1/deployment/zip"
+    register_assets(announced_to)
     uploaded = new_training_data(em, dag)
     dag_run = dag.test(run_conf={"output_dir": str(tmp_path)})
     states = _states(dag_run)
     assert dag_run.state == "success", states
     assert set(states.values()) == {"success"}
     check_new_samples(dag_run, uploaded)
+    verdict = xcom(dag_run, f"{GROUP}.quality_gate")
+    assert verdict["passed"] is True
+    assert [c["name"] for c in verdict["checks"]] == [
+        "accuracy",
+        "latency_ms[cortex-m4f-80mhz/int8/eon]",
+        "ram_bytes[cortex-m4f-80mhz/int8/eon]",
+        "rom_bytes[cortex-m4f-80mhz/int8/eon]",
+    ]
+    version = xcom(dag_run, f"{GROUP}.version")
+    assert [v.version for v in em.state.project.versions.values()] == [version["version"]] == [1]
     built = list(tmp_path.rglob("*.zip"))
     assert len(built) == 1, "the deployment was downloaded into <output_dir>/<run_id>/"
-    kinds = [j["category"] for j in em.jobs()]
-    assert len(kinds) == 3, kinds  # retrain, classify, build
+    build = xcom(dag_run, f"{GROUP}.build")
+    assert asset_event_extras(announced_to)[-1] == {
+        **asset_event_extras(announced_to)[-1],
+        "project_version": 1,
+        "sha256": build["sha256"],
+        "path": str(built[0]),
+    }
+    kinds = [j["key"].split("-")[0] for j in em.jobs()]
+    assert len(kinds) == 4, kinds  # retrain, classify, version, build
 
 
 def test_dag_test_stops_at_the_gate_and_builds_nothing(airflow_db, edgeimpulse_emulator, tmp_path):
@@ -117,12 +131,45 @@ def test_dag_test_stops_at_the_gate_and_builds_nothing(airflow_db, edgeimpulse_e
     dag = load().dag
     uploaded = new_training_data(em, dag)
     dag_run = dag.test(run_conf={"output_dir": str(tmp_path), "accuracy_threshold": 0.99})
-    states = _states(dag_run)
-    assert dag_run.state == "failed"
+    check_stopped_at_the_gate(dag_run, em, tmp_path, ["accuracy"])
     check_new_samples(dag_run, uploaded)
-    assert states["retrain_test_gate_build.quality_gate"] == "failed"
-    assert states["retrain_test_gate_build.build"] == "upstream_failed"
-    assert not list(tmp_path.rglob("*.zip"))
+
+
+def test_dag_test_stops_a_model_that_got_slower_on_the_device(
+    airflow_db, edgeimpulse_emulator, tmp_path, caplog, capsys
+):
+    em = edgeimpulse_emulator
+    em.configure(job_duration=0.3)
+    em.next_model(latency_factor=20)  # 6 ms on the Cortex-M4F becomes 120 ms
+    dag = load().dag
+    uploaded = new_training_data(em, dag)
+    with caplog.at_level(logging.INFO):
+        dag_run = dag.test(run_conf={"output_dir": str(tmp_path), "max_latency_ms": 50})
+    verdict = check_stopped_at_the_gate(dag_run, em, tmp_path, ["latency_ms[cortex-m4f-80mhz/int8/eon]"])
+    check_new_samples(dag_run, uploaded)
+    assert {c["name"]: (c["figure"], c["limit"]) for c in verdict["checks"]}[verdict["failed"][0]] == (120.0, 50.0)
+    log = caplog.text + capsys.readouterr().out  # Airflow 3 logs through structlog to the console
+    assert "Model gate failed: latency_ms[cortex-m4f-80mhz/int8/eon]" in log
+    assert f"to roll back, restore the last good version from Studio's Versions page {em.url}/studio/1/versions" in log
+
+
+def check_stopped_at_the_gate(dag_run: Any, em: Any, out: Path, failed: list[str]) -> dict[str, Any]:
+    """Failed at the gate on its first try for ``failed``: no version made, nothing built."""
+    from airflow.utils.session import create_session
+
+    states = _states(dag_run)
+    assert dag_run.state == "failed", states
+    assert states[f"{GROUP}.quality_gate"] == "failed"
+    assert states[f"{GROUP}.version"] == "upstream_failed"
+    assert states[f"{GROUP}.build"] == "upstream_failed"
+    with create_session() as session:
+        (gate,) = [ti for ti in dag_run.get_task_instances(session=session) if ti.task_id == f"{GROUP}.quality_gate"]
+        assert gate.try_number == 1, "a missed limit is not retried"
+    assert not em.state.project.versions, "no version of a model that failed the gate"
+    assert not list(out.rglob("*.zip"))
+    verdict = xcom(dag_run, f"{GROUP}.quality_gate", "model_gate")
+    assert verdict["passed"] is False and verdict["failed"] == failed
+    return dict(verdict)
 
 
 @needs_asset_watchers
