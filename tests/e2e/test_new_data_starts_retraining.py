@@ -29,6 +29,7 @@ EXPECTED_STATES = {
     "retrain_test_gate_build.retrain": "success",
     "retrain_test_gate_build.test": "success",
     "retrain_test_gate_build.quality_gate": "success",
+    "retrain_test_gate_build.version": "success",
     "retrain_test_gate_build.build": "success",
 }
 

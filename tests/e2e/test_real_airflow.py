@@ -5,8 +5,8 @@ driven and inspected only through Airflow's REST API, the emulator's control API
 One DAG run serves every test here (module fixture ``nightly_run``); while it runs, the training task's state,
 its trigger, the default pool and the emulator's jobs are sampled, so the tests can tell that the task waited
 deferred (no worker slot) while its Edge Impulse job ran, and that the wait ran in the triggerer.
-Nothing is retried: the DAG's tasks have no retries and a failed run fails the tests (see the deferral race in
-stack.py).
+Nothing may be retried: every task must succeed on its first try (only the model gate has retries, for Studio
+errors while it reads figures) and a failed run fails the tests (see the deferral race in stack.py).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+import requests
 
 from airflow_provider_edgeimpulse.emulator.sample_files import write_wave_samples
 from tests.e2e import runs
@@ -35,6 +36,7 @@ EXPECTED_STATES = {
     "retrain_test_gate_build.retrain": "success",
     "retrain_test_gate_build.test": "success",
     "retrain_test_gate_build.quality_gate": "success",
+    "retrain_test_gate_build.version": "success",
     "retrain_test_gate_build.build": "success",
 }
 # Scheduled on the Asset the nightly build announces to; on for this module only.
@@ -232,9 +234,19 @@ def test_the_build_is_announced_and_the_firmware_dag_runs_on_it(
 ) -> None:
     stack = airflow_stack
     build = runs.xcom(stack, DAG_ID, nightly_run.run_id, "retrain_test_gate_build.build")
+    # The model passed the gate and became a project version before it was built: the announcement names it.
+    assert runs.xcom(stack, DAG_ID, nightly_run.run_id, "retrain_test_gate_build.quality_gate")["passed"] is True
+    version = runs.xcom(stack, DAG_ID, nightly_run.run_id, "retrain_test_gate_build.version")
+    listed = requests.get(
+        f"{stack.emulator_url}/api/{EMULATOR_PROJECT_ID}/versions",
+        headers={"x-api-key": stack.settings.credentials.api_key},
+        timeout=30,
+    )
+    listed.raise_for_status()
+    assert version["version"] in [v["version"] for v in listed.json()["versions"]], "Studio lists the version"
     announced = {
         "project_id": EMULATOR_PROJECT_ID,
-        "project_version": None,
+        "project_version": version["version"],
         "deployment_version": build["deploymentVersion"],
         "format": "zip",
         "engine": "tflite-eon",
