@@ -238,7 +238,7 @@ def test_the_build_is_announced_and_the_firmware_dag_runs_on_it(
     assert runs.xcom(stack, DAG_ID, nightly_run.run_id, "retrain_test_gate_build.quality_gate")["passed"] is True
     version = runs.xcom(stack, DAG_ID, nightly_run.run_id, "retrain_test_gate_build.version")
     listed = requests.get(
-        f"{stack.emulator_url}/api/{EMULATOR_PROJECT_ID}/versions",
+        f"{stack.emulator_url}/v1/api/{EMULATOR_PROJECT_ID}/versions",
         headers={"x-api-key": stack.settings.credentials.api_key},
         timeout=30,
     )
