@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from tests.ports import free_port
 
 # Starting moto's server imports all of its services: slow on a loaded machine. A guard, not a speed goal.
 START_TIMEOUT_S = 120.0
@@ -64,12 +65,6 @@ class S3Server:
         return sorted(item["Key"] for item in answer.get("Contents", []))
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _answers(endpoint: str) -> bool:
     try:
         with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=5):
@@ -82,7 +77,7 @@ def _answers(endpoint: str) -> bool:
 def s3_server() -> Iterator[S3Server]:
     """moto's standalone server in a process group of its own, stopped (by its own id) when the block ends."""
     for _attempt in range(3):  # another process may take the free port before the server binds it
-        port = _free_port()
+        port = free_port()
         proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
             stdout=subprocess.DEVNULL,

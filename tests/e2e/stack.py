@@ -46,7 +46,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -61,6 +60,7 @@ from typing import Any, TypeVar
 import requests
 
 from tests.e2e.services import PostgresCluster, RedisServer
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 # EI_E2E_ARTIFACTS: another folder, so two e2e runs side by side do not empty each other's evidence.
@@ -170,12 +170,6 @@ class Component:
 def worker_queue(number: int) -> str:
     """The name of Celery worker ``number`` (from 1), of the queue only it serves, and of the host its tasks report."""
     return f"celery-worker-{number}"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until(check: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.25) -> T:

@@ -39,9 +39,9 @@ from tests.e2e.stack import (
     StackError,
     StackSettings,
     _fernet_key,
-    free_port,
     wait_until,
 )
+from tests.ports import free_port
 
 # The Makefile passes its AF2_VERSION (the one `make venv-af2` installs), so both 2.11 suites run the same release.
 AF2_VERSION = os.environ.get("EI_AF2_VERSION") or "2.11.2"

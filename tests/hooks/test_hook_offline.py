@@ -15,15 +15,9 @@ from airflow_provider_edgeimpulse.exceptions import EdgeImpulseAPIError
 from airflow_provider_edgeimpulse.hooks._multipart import MultipartFiles
 from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
 from airflow_provider_edgeimpulse.hooks.policy import RetryPolicy
+from tests.ports import free_port
 
 TINY_POLICY = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.02, max_total_sleep=1.0)
-
-
-def _closed_port() -> int:
-    """A loopback port nobody listens on (bound, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _set_conn(monkeypatch: pytest.MonkeyPatch, conn_id: str, **fields: object) -> None:
@@ -50,7 +44,7 @@ def test_hook_class_attributes() -> None:
 
 
 def test_unreachable_host_is_retried_then_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    port = _closed_port()
+    port = free_port()
     _set_conn(monkeypatch, "ei_down", host=f"http://127.0.0.1:{port}", password="ei_down_key", extra={"project_id": 3})
     hook = EdgeImpulseHook(edgeimpulse_conn_id="ei_down", retry_policy=TINY_POLICY)
     started = time.monotonic()
@@ -67,7 +61,7 @@ def test_unreachable_host_is_retried_then_named(monkeypatch: pytest.MonkeyPatch)
 
 def test_unreachable_host_start_job_is_still_retried(monkeypatch: pytest.MonkeyPatch) -> None:
     # Nothing was connected, so repeating a job start cannot start a second job: it is retried too.
-    port = _closed_port()
+    port = free_port()
     _set_conn(monkeypatch, "ei_down2", host=f"http://127.0.0.1:{port}", password="ei_k2", extra={"project_id": 3})
     hook = EdgeImpulseHook(edgeimpulse_conn_id="ei_down2", retry_policy=TINY_POLICY)
     with pytest.raises(EdgeImpulseAPIError, match=r"could not reach .* after 3 attempts"):
@@ -75,7 +69,7 @@ def test_unreachable_host_start_job_is_still_retried(monkeypatch: pytest.MonkeyP
 
 
 def test_test_connection_reports_an_unreachable_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    port = _closed_port()
+    port = free_port()
     _set_conn(monkeypatch, "ei_down3", host=f"http://127.0.0.1:{port}", password="ei_secret_3", extra={"project_id": 3})
     ok, message = EdgeImpulseHook(edgeimpulse_conn_id="ei_down3").test_connection()
     assert not ok
