@@ -51,7 +51,6 @@ from _common import (
 if TYPE_CHECKING:
     from airflow.triggers.base import TriggerEvent
 
-STATUS_ROUTE = "GET /v1/api/{projectId}/jobs/{jobId}/status"
 LAG_SAMPLE_S = 0.02
 # Projects of the many-projects run: ids and keys of their own, next to the emulator's project 1.
 FIRST_EXTRA_PROJECT = 1001
@@ -60,11 +59,25 @@ FIRST_EXTRA_PROJECT = 1001
 # ------------------------------------------------------------------------------------------ one side (a child)
 
 
-async def _until_all_checked(emulator: Emulator, waits: int, timeout: float) -> None:
-    """Every wait makes one status call once subscribed: when there are ``waits`` of them, all are live."""
+async def _until_all_checked(side: Side, timeout: float) -> None:
+    """Every wait checks its job once subscribed (alone or on a shared list): when all have, all are live."""
     async with asyncio.timeout(timeout):
-        while (await asyncio.to_thread(emulator.requests_by_route)).get(STATUS_ROUTE, 0) < waits:
+        while side.checked < side.waits:
             await asyncio.sleep(0.05)
+
+
+def _count_checks(side: Side) -> None:
+    """Counts each wait's check after its subscription, however the wait engine answers it."""
+    from airflow_provider_edgeimpulse.jobs import waiter
+
+    check = waiter._JobWait._check_subscribed
+
+    async def counted(self: Any) -> dict[str, Any]:
+        job = await check(self)
+        side.checked += 1
+        return job
+
+    waiter._JobWait._check_subscribed = counted  # type: ignore[method-assign]
 
 
 async def _sample_lag(side: Side) -> None:
@@ -82,6 +95,7 @@ class Side:
         self.waits = waits
         self.events: list[tuple[float, str]] = []
         self.lags: list[float] = []
+        self.checked = 0
         self.peak_sockets = 0
         self.rss_before = rss_mb()
         self.rss_live: float | None = None
@@ -138,6 +152,7 @@ async def run_side(
     emulator.url = url
     _use_connections(url, keys)
     side = Side(len(jobs))
+    _count_checks(side)
     burst = FinishBurst(url, [job_id for _, job_id in jobs])
 
     async def one(project_id: int, job_id: int) -> None:
@@ -169,7 +184,7 @@ async def run_side(
         # As Airflow's triggerer adds triggers: one task at a time, yielding to the loop in between.
         await asyncio.sleep(0)
         tasks.append(asyncio.create_task(one(project_id, job_id)))
-    await _until_all_checked(emulator, len(jobs), timeout=120)
+    await _until_all_checked(side, timeout=120)
     side.live_after = time.monotonic() - started
     side.rss_live = rss_mb()
     deadline = threading.Timer(cap, give_up)

@@ -42,13 +42,38 @@ async def finish_job(request: web.Request) -> web.Response:
     job = state.jobs.jobs.get(path_int(request, "jobId"))
     if job is None:
         raise not_found("No job with this ID found")
-    body = await json_body(request)
-    success = body.get("success", True)
-    if not isinstance(success, bool):
-        raise bad_request("'success' must be a boolean")
+    success = _success(await json_body(request))
     if not state.jobs.finish(job, success):
         raise ApiError(409, f"Job {job.id} already finished")
     return ok({"job": job.control_json()})
+
+
+async def finish_jobs(request: web.Request) -> web.Response:
+    """``{"ids": [...], "success"?}``: end running jobs in one step of the loop, so their events go out together."""
+    state = state_of(request)
+    body = await json_body(request, required=True)
+    ids = body.get("ids")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        raise bad_request("'ids' must be a non-empty list of job ids")
+    success = _success(body)
+    jobs = [state.jobs.jobs.get(job_id) for job_id in ids]
+    missing = [job_id for job_id, job in zip(ids, jobs, strict=True) if job is None]
+    if missing:
+        raise not_found(f"No job with ID(s) {missing[:20]}")
+    done = [job.id for job in jobs if job is not None and job.finished is not None]
+    if done:
+        raise ApiError(409, f"Job(s) {done[:20]} already finished")
+    for job in jobs:
+        assert job is not None
+        state.jobs.finish(job, success)
+    return ok({"jobs": [job.control_json() for job in jobs if job is not None]})
+
+
+def _success(body: dict[str, Any]) -> bool:
+    success = body.get("success", True)
+    if not isinstance(success, bool):
+        raise bad_request("'success' must be a boolean")
+    return success
 
 
 # The most one control call may write into a job's log: enough for a pathological line, not a memory hazard.
@@ -217,6 +242,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/_emulator/config", set_config)
     app.router.add_get("/_emulator/jobs", list_jobs)
     app.router.add_post(r"/_emulator/jobs/{jobId:\d+}/finish", finish_job)
+    app.router.add_post("/_emulator/jobs/finish", finish_jobs)
     app.router.add_post(r"/_emulator/jobs/{jobId:\d+}/log", write_job_log)
     app.router.add_post("/_emulator/next-model", set_next_model)
     app.router.add_get("/_emulator/faults", get_faults)

@@ -101,6 +101,10 @@ class EmulatorHandle:
     def finish_job(self, job_id: int, success: bool = True) -> dict[str, Any]:
         return dict(self._call("POST", f"jobs/{job_id}/finish", {"success": success})["job"])
 
+    def finish_jobs(self, job_ids: list[int], success: bool = True) -> list[dict[str, Any]]:
+        """End several running jobs at one instant: their events leave the emulator together, as in a burst."""
+        return list(self._call("POST", "jobs/finish", {"ids": list(job_ids), "success": success})["jobs"])
+
     def write_job_log(self, job_id: int, data: str, repeat: int = 1, level: str = "info") -> dict[str, Any]:
         """Write one line (``data`` repeated ``repeat`` times) into a running job's log, REST and socket alike."""
         body = {"data": data, "repeat": repeat, "level": level}

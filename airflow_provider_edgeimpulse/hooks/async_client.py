@@ -322,6 +322,15 @@ class AsyncEdgeImpulseClient:
             )
         return job
 
+    async def list_active_jobs(self, project_id: int) -> list[Any]:
+        """The project's running jobs, child jobs included (``listActiveJobs``)."""
+        return _jobs_of(await self.request("GET", f"/api/{project_id}/jobs", params={"rootOnly": False}))
+
+    async def list_finished_jobs(self, project_id: int, *, limit: int) -> list[Any]:
+        """The project's newest ``limit`` finished jobs, child jobs included (``listFinishedJobs``)."""
+        params = {"limit": limit, "rootOnly": False}
+        return _jobs_of(await self.request("GET", f"/api/{project_id}/jobs/history", params=params))
+
     async def get_job_stdout(self, project_id: int, job_id: int, *, limit: int = 50) -> list[str]:
         data = await self.request("GET", f"/api/{project_id}/jobs/{job_id}/stdout", params={"limit": limit})
         return stdout_lines(data)
@@ -331,6 +340,11 @@ class AsyncEdgeImpulseClient:
 
     async def get_tuner_state(self, project_id: int, coordinator_job_id: int) -> dict[str, Any]:
         return await self.request("GET", f"/api/{project_id}/optimize/{coordinator_job_id}/state")
+
+
+def _jobs_of(data: dict[str, Any]) -> list[Any]:
+    jobs = data.get("jobs")
+    return jobs if isinstance(jobs, list) else []
 
 
 async def _read_bounded(resp: aiohttp.ClientResponse, limit: int, *, method: str, path: str, strict: bool) -> bytes:

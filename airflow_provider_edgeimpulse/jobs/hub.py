@@ -35,6 +35,7 @@ from airflow_provider_edgeimpulse.hooks.credentials import EdgeImpulseCredential
 from airflow_provider_edgeimpulse.hooks.job_log import bound_line
 from airflow_provider_edgeimpulse.hooks.policy import USER_AGENT
 from airflow_provider_edgeimpulse.hooks.redirects import shown_origin
+from airflow_provider_edgeimpulse.jobs.shared_read import job_list_reads
 from airflow_provider_edgeimpulse.wire import RateLimitedLog, clamp_seconds
 
 log = logging.getLogger(__name__)
@@ -324,6 +325,7 @@ class JobEventHub:
         self.credentials = credentials
         self.project_id = project_id
         self.client = client or AsyncEdgeImpulseClient(credentials)
+        self.running_jobs, self.finished_jobs = job_list_reads(self.client, project_id)
         self.reconnect = reconnect or ReconnectPolicy()
         self.eio = sio.EIOVersion(eio)
         self._subs: dict[int, set[Subscription]] = {}
@@ -363,6 +365,8 @@ class JobEventHub:
 
     async def aclose(self) -> None:
         self.deadlines.clear()
+        self.running_jobs.close()
+        self.finished_jobs.close()
         task, self._task = self._task, None
         if task is not None and not task.done():
             task.cancel()

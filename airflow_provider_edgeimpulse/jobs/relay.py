@@ -39,6 +39,10 @@ class LogRelay:
     was not seen is new and the replay goes on.
     """
 
+    # No instance dict: a triggerer holds one relay per wait, and each object is one more for every full garbage
+    # collection to scan.
+    __slots__ = ("_replay_at", "_sink", "_subscribed", "early", "seen")
+
     def __init__(self, on_line: Callable[[str], None] | None = None) -> None:
         self._sink = on_line
         self.seen: list[str] = []

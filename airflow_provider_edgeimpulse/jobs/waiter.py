@@ -9,6 +9,7 @@ look. Triggers await :func:`wait_for_job`; the hook's blocking path runs it with
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import time
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_edgeimpulse.hooks.credentials import EdgeImpulseCredentials
 from airflow_provider_edgeimpulse.jobs.outage import OutageWatch
 from airflow_provider_edgeimpulse.jobs.relay import LogRelay, confirm_end
+from airflow_provider_edgeimpulse.jobs.shared_read import is_finished
 
 if TYPE_CHECKING:
     from airflow_provider_edgeimpulse.hooks.async_client import AsyncEdgeImpulseClient
@@ -69,7 +71,7 @@ class JobOutcome:
         }
 
 
-@dataclass
+@dataclass(frozen=True)
 class WaitSettings:
     safety_interval: float = DEFAULT_SAFETY_INTERVAL_S
     poll_interval: float = DEFAULT_POLL_INTERVAL_S
@@ -86,9 +88,17 @@ class WaitSettings:
             # Checked here, not by the deque of the wait, which would only fail once the job has started.
             raise ValueError(f"log_tail must be a positive number of lines, got {tail!r}")
 
+    @classmethod
+    def shared(cls, safety_interval: Any, poll_interval: Any, log_tail: Any) -> WaitSettings:
+        """Equal settings as one object: a triggerer holds thousands of waits, most of them with the same settings."""
+        try:
+            return _shared_settings(safety_interval, poll_interval, log_tail)
+        except TypeError:  # an unhashable value is no setting: the constructor names it
+            return cls(safety_interval, poll_interval, log_tail)
 
-def is_finished(job: dict[str, Any]) -> bool:
-    return bool(job.get("finished"))
+
+_shared_settings = functools.lru_cache(maxsize=64)(WaitSettings)
+_DEFAULT_SETTINGS = WaitSettings()
 
 
 def wait_for_job(
@@ -110,7 +120,7 @@ def wait_for_job(
     A plain function returning the wait's coroutine: a triggerer holds one per wait, and a coroutine frame less
     per wait is that much less for every full garbage collection to scan.
     """
-    return _JobWait(None, project_id, job_id, settings or WaitSettings(), on_log).wait(credentials, deadline)
+    return _JobWait(None, project_id, job_id, settings or _DEFAULT_SETTINGS, on_log).wait(credentials, deadline)
 
 
 async def _bounded(coro: Any, seconds: float = 10.0) -> None:
@@ -123,6 +133,19 @@ async def _bounded(coro: Any, seconds: float = 10.0) -> None:
 
 class _JobWait(LogRelay):
     """One wait, its own log relay (one object rather than two for each of a triggerer's waits)."""
+
+    __slots__ = (
+        "_said_polling",
+        "finished_job",
+        "hub",
+        "job_id",
+        "live",
+        "on_log",
+        "outage",
+        "project_id",
+        "settings",
+        "tail",
+    )
 
     def __init__(
         self,
@@ -172,7 +195,7 @@ class _JobWait(LogRelay):
 
     async def run(self, sub: Any) -> JobOutcome:
         await self._await_first_socket_news(sub)
-        job = await self._status()
+        job = await self._check_subscribed()
         if is_finished(job):
             return await self._finish(job)
         while True:
@@ -185,7 +208,7 @@ class _JobWait(LogRelay):
                 continue
             elif event.kind == "connected":
                 self._expect_replay()
-                job = await self._status()
+                job = await self._check_subscribed()
             elif event.kind == "disconnected":
                 self.live = False
                 self._maybe_say_polling(event)
@@ -230,8 +253,17 @@ class _JobWait(LogRelay):
         client = self._client
         return await self.outage.read("status read", lambda: client.get_job_status(self.project_id, self.job_id))
 
+    async def _check_subscribed(self) -> dict[str, Any]:
+        """The check after a (re)subscription: the socket's waits that check together share one list read."""
+        assert self.hub is not None, "the wait has not started"
+        running = await self.hub.running_jobs.lookup(self.job_id)
+        return running if running is not None else await self._status()
+
     async def _confirm_finished(self) -> dict[str, Any]:
-        return await confirm_end(self._status, is_finished)
+        """The check after a finish event: the socket's waits told together share one history read."""
+        assert self.hub is not None, "the wait has not started"
+        finished = await self.hub.finished_jobs.lookup(self.job_id)
+        return finished if finished is not None else await confirm_end(self._status, is_finished)
 
     async def _finish(self, job: dict[str, Any]) -> JobOutcome:
         self.finished_job = job

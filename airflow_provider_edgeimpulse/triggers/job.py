@@ -111,7 +111,7 @@ class EdgeImpulseJobTrigger(BaseTrigger):
         lines = LineBatcher(self._log_text, f"[job {self.job_id}] ")
         try:
             credentials = await aresolve_credentials(self.edgeimpulse_conn_id)
-            settings = WaitSettings(self.safety_interval, self.poll_interval, self.log_tail)
+            settings = WaitSettings.shared(self.safety_interval, self.poll_interval, self.log_tail)
             outcome = await wait_for_job(
                 credentials,
                 self.project_id,

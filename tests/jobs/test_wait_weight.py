@@ -10,6 +10,7 @@ import gc
 from collections.abc import Iterable
 from typing import Any
 
+from airflow_provider_edgeimpulse.jobs.hub import registry_for_running_loop
 from airflow_provider_edgeimpulse.jobs.waiter import wait_for_job
 from tests.jobs.test_waiter import status_requests, wait_until
 
@@ -17,6 +18,11 @@ WAITS = 50
 # Tracked objects a live wait holds of its own, its task included: before the waits of a socket shared one deadline
 # heap and a wait's queue was its subscription, a wait held about 29; now 16.
 MOST_TRACKED_PER_WAIT = 20
+
+
+def _waiting(hub: Any) -> int:
+    """The hub's waits that checked their job and now wait for its next event (each with a deadline armed)."""
+    return sum(1 for subs in list(hub._subs.values()) for sub in subs if sub._armed is not None)
 
 
 def _own_objects(roots: Iterable[Any], shared: set[int]) -> int:
@@ -43,7 +49,8 @@ async def test_a_live_wait_holds_few_objects_for_the_garbage_collector(credentia
     shared = {id(obj) for obj in gc.get_objects()}
     shared.add(id(shared))
     waits += [asyncio.create_task(wait_for_job(credentials, project_id, job_id)) for job_id in job_ids]
-    await wait_until(lambda: status_requests(edgeimpulse_emulator) >= WAITS + 1, timeout=60)
+    hub = registry_for_running_loop().hub_for(credentials, project_id)
+    await wait_until(lambda: _waiting(hub) == WAITS + 1, timeout=60)
     counts = []
     while len(counts) < 2 or counts[-1] != counts[-2]:  # until the answers are read and every wait waits again
         await asyncio.sleep(0.1)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_edgeimpulse.jobs.hub import registry_for_running_loop
+from airflow_provider_edgeimpulse.jobs.shared_read import job_list_reads
 from airflow_provider_edgeimpulse.jobs.waiter import WaitSettings, wait_for_job
 from tests.jobs.scripted_socket import ScriptedSubscription, early_then_replayed
 
@@ -249,17 +250,23 @@ class _StudioLog:
         return self.lines[-limit:]
 
 
+class _StudioHub:
+    """A hub without a socket: the REST side only (the socket's events are scripted)."""
+
+    def __init__(self, client: _StudioLog) -> None:
+        self.client = client
+        self.running_jobs, self.finished_jobs = job_list_reads(client, 1)  # type: ignore[arg-type]
+
+
 async def test_live_lines_ahead_of_the_subscription_are_neither_repeated_nor_misordered():
     """The room's live lines can reach a new socket before it is subscribed; the replay then repeats them."""
-    from types import SimpleNamespace
-
     from airflow_provider_edgeimpulse.jobs.hub import HubEvent
     from airflow_provider_edgeimpulse.jobs.waiter import _JobWait
 
     log_lines = ["start", "features", "scheduling", "training", "epoch 1", "scheduling", "epoch 2", "done"]
     events = [*early_then_replayed(log_lines, early=slice(2, 4)), HubEvent("finished", success=True)]
     relayed: list[str] = []
-    wait = _JobWait(SimpleNamespace(client=_StudioLog(log_lines)), 1, 7, WaitSettings(), relayed.append)
+    wait = _JobWait(_StudioHub(_StudioLog(log_lines)), 1, 7, WaitSettings(), relayed.append)  # type: ignore[arg-type]
     outcome = await wait.run(ScriptedSubscription(events))
     assert outcome.success
     assert outcome.log_tail == log_lines, "the outcome keeps the log's order"
