@@ -89,17 +89,20 @@ def edgeimpulse_emulator_middlewares() -> tuple[Any, ...]:
 def _openapi_conformance(request: pytest.FixtureRequest) -> Iterator[None]:
     """
     Fails a test during which a request or an answer broke the definition, unless the test is marked
-    ``off_spec(reason)``: it sends deliberately bad requests or makes the server misbehave.
+    ``off_spec(reason)``: it sends deliberately bad requests or makes the server misbehave. The emulators of the
+    end-to-end stacks run as processes of their own and report through the files ``TRAFFIC`` follows.
     """
     from tests.conformance.traffic import TRAFFIC
 
     marker = request.node.get_closest_marker("off_spec")
     if marker is not None and not (marker.args and marker.args[0]):
         pytest.fail("off_spec needs a reason")
-    TRAFFIC.exempt_reason = marker.args[0] if marker is not None else None
+    # Drained under the exemption of the test before: what an end-to-end stack's emulator found since is read now.
     leftovers = TRAFFIC.drain()
+    TRAFFIC.exempt_reason = marker.args[0] if marker is not None else None
     yield
-    # Leftovers came in between two tests: stray traffic of the one before, still told rather than lost.
+    # Leftovers came in between two tests: stray traffic of the one before, or the start-up of an end-to-end stack
+    # this test is the first to use, still told rather than lost.
     found = [f"{violation} (before this test began)" for violation in dict.fromkeys(leftovers)]
     found += [str(violation) for violation in dict.fromkeys(TRAFFIC.drain())]
     if found:
@@ -110,8 +113,15 @@ def _openapi_conformance(request: pytest.FixtureRequest) -> Iterator[None]:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     from tests.conformance.traffic import TRAFFIC
 
+    late = TRAFFIC.drain()  # an end-to-end stack's count comes as it stops, after the last test
     if TRAFFIC.checked:
+        stacks = TRAFFIC.followed_exchanges
+        by_stacks = f" ({stacks} by the end-to-end stacks' emulators)" if stacks else ""
         terminalreporter.write_line(
             f"OpenAPI conformance: {sum(TRAFFIC.checked.values())} exchanges of {len(TRAFFIC.checked)} "
-            f"(method, route, status) kinds checked in {TRAFFIC.seconds:.1f} s"
+            f"(method, route, status) kinds checked in {TRAFFIC.seconds:.1f} s{by_stacks}"
+        )
+    for violation in dict.fromkeys(late):
+        terminalreporter.write_line(
+            f"OpenAPI conformance, off the definition after the last test: {violation}", red=True
         )

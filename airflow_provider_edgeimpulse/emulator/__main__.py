@@ -7,8 +7,13 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from airflow_provider_edgeimpulse.emulator.config import EmulatorConfig
+
+if TYPE_CHECKING:
+    from aiohttp.typedefs import Middleware
 
 
 def parse_args(argv: list[str] | None = None) -> EmulatorConfig:
@@ -41,7 +46,8 @@ def parse_args(argv: list[str] | None = None) -> EmulatorConfig:
     )
 
 
-async def serve(config: EmulatorConfig) -> None:
+async def serve(config: EmulatorConfig, middlewares: Iterable[Middleware] = ()) -> None:
+    """Serve until SIGINT or SIGTERM; ``middlewares`` wrap every request (a launcher that watches the traffic)."""
     from airflow_provider_edgeimpulse.emulator.server import EmulatorServer
 
     stop = asyncio.Event()
@@ -49,7 +55,7 @@ async def serve(config: EmulatorConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # Windows has no loop signal handlers
             loop.add_signal_handler(sig, stop.set)
-    server = EmulatorServer(config)
+    server = EmulatorServer(config, middlewares)
     url = await server.start()
     print(f"Edge Impulse emulator listening on {url}", flush=True)
     try:

@@ -3,6 +3,8 @@ Checks every Studio request reaching the emulator and every answer it gives agai
 
 An aiohttp middleware (wrapped around the emulator's own, so it also sees error answers and injected faults)
 records violations; the test suite's fixtures fail the test during which they were recorded (tests/conftest.py).
+An emulator running as a process of its own (an end-to-end stack's) is started through serve.py, which writes
+what its check finds to a file as JSON lines; ``TrafficCheck.follow`` reads them into the suite's check.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -75,14 +79,60 @@ class TrafficCheck:
         self._failing: set[tuple[Any, ...]] = set()
         self._request_verdicts: dict[tuple[Any, ...], list[str]] = {}
         self.seconds = 0.0
+        # Told of each violation as it is found instead of keeping it (serve.py writes it out).
+        self.sink: Callable[[Violation], None] | None = None
+        # Files that launched emulators write (serve.py), and how far each has been read.
+        self._followed: dict[Path, int] = {}
+        self.followed_exchanges = 0
 
     def drain(self) -> list[Violation]:
+        self._read_followed()
         with self._lock:
             found, self._violations = self._violations, []
         return found
 
+    def follow(self, path: Path) -> None:
+        """Take in what the check of a launched emulator writes to ``path`` (see ``drain``), from its start."""
+        with self._lock:
+            self._followed.setdefault(path, 0)
+
+    def _read_followed(self) -> None:
+        """
+        New complete lines of the followed files: violations, recorded as if found here (so under the running
+        test's exemption), and the count of exchanges a launched emulator checked, which it writes as it stops.
+        """
+        with self._lock:
+            followed = list(self._followed.items())
+        for path, offset in followed:
+            try:
+                with path.open("rb") as stream:
+                    stream.seek(offset)
+                    data = stream.read()
+            except FileNotFoundError:
+                continue
+            complete = data[: data.rfind(b"\n") + 1]
+            with self._lock:
+                self._followed[path] = offset + len(complete)
+            for line in complete.splitlines():
+                self._take_in(json.loads(line))
+
+    def _take_in(self, entry: dict[str, Any]) -> None:
+        if "violation" in entry:
+            self._record([Violation(**entry["violation"])])
+        for method, route, status, count in entry.get("checked", ()):
+            self.checked[(method, route, status)] += count
+            self.followed_exchanges += count
+        self.seconds += entry.get("seconds", 0.0)
+
+    def counts(self) -> dict[str, Any]:
+        """The exchanges checked so far, as ``_take_in`` reads them."""
+        return {"checked": [[*kind, count] for kind, count in self.checked.items()], "seconds": self.seconds}
+
     def _record(self, violations: list[Violation]) -> None:
-        if violations and self.exempt_reason is None:
+        if self.sink is not None:
+            for violation in violations:
+                self.sink(violation)
+        elif violations and self.exempt_reason is None:
             with self._lock:
                 self._violations.extend(violations)
 

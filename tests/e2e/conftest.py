@@ -8,6 +8,10 @@ test-artifacts/e2e/ (or ``EI_E2E_ARTIFACTS``).
 ``EI_E2E_AIRFLOW_VERSION`` (an Airflow release, e.g. ``3.1.8``) runs every stack of the session on that Airflow
 instead of the work tree's: a cached venv of that version with the provider installed from its wheel (versions.py).
 ``make test-versions`` runs the tests marked ``versions`` that way, one version after the other.
+
+Each stack's emulator checks its traffic against Edge Impulse's OpenAPI definition (tests/conformance/serve.py):
+tests/conftest.py fails the test during which a violation was found, its stack's start-up counting as the first
+test that uses it, unless the test is marked ``off_spec(reason)``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from tests.conformance.traffic import TRAFFIC
 from tests.e2e.stack import ARTIFACTS, REPO, AirflowStack, StackSettings
 from tests.e2e.versions import VersionVenv, version_venv
 
@@ -78,6 +83,10 @@ def running_stack(
         (settings.artifacts / "stack-timings.json").write_text(json.dumps(stack.timings, indent=2) + "\n")
     # After everything is down: a process that outlived its process group is a harness bug worth failing on.
     assert not leftovers, f"processes outlived their process group and were killed: {leftovers}"
+    # The emulator's conformance check (tests/conftest.py fails each test with what it found during it): what came
+    # after the last test, and the count of exchanges it checked, written as it stopped.
+    late = [str(violation) for violation in dict.fromkeys(TRAFFIC.drain())]
+    assert not late, "traffic off Edge Impulse's OpenAPI definition after the last test:\n" + "\n".join(late)
 
 
 @pytest.fixture(scope="session")

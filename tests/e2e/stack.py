@@ -59,6 +59,7 @@ from typing import Any, TypeVar
 
 import requests
 
+from tests.conformance.traffic import TRAFFIC
 from tests.e2e.services import PostgresCluster, RedisServer
 from tests.ports import free_port
 
@@ -251,6 +252,7 @@ class AirflowStack:
         self.url = f"http://127.0.0.1:{self.port}"
         self.password = secrets.token_urlsafe(16)
         self.emulator_url = ""
+        self.violations_file: Path | None = None
         self.components: list[Component] = []
         self.leftovers: list[str] = []
         self._token: str | None = None
@@ -520,10 +522,17 @@ class AirflowStack:
         return component
 
     def _start_emulator(self) -> None:
+        """
+        The emulator with the OpenAPI conformance check around it, on the test suite's interpreter and work tree
+        whatever Airflow the stack runs (the emulator needs no Airflow); the suite's check follows what it finds.
+        """
         creds = self.settings.credentials
-        argv = [str(self.settings.python), "-m", "airflow_provider_edgeimpulse.emulator", "--port", "0"]
-        argv += ["--api-key", creds.api_key, "--username", creds.username, "--password", creds.password]
-        emulator = self._spawn("emulator", [*argv, "--job-duration", str(self.settings.job_duration)])
+        self.violations_file = self.settings.artifacts / f"emulator-openapi-{self.stack_id}.jsonl"
+        TRAFFIC.follow(self.violations_file)
+        argv = [sys.executable, "-m", "tests.conformance.serve", "--violations", str(self.violations_file)]
+        argv += ["--port", "0", "--api-key", creds.api_key, "--username", creds.username, "--password", creds.password]
+        argv += ["--job-duration", str(self.settings.job_duration)]
+        emulator = self._spawn("emulator", argv, env={"PYTHONPATH": str(REPO)})
 
         def ready() -> str | None:
             self._check_alive()
