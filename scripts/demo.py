@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -27,8 +28,15 @@ STOP_BOUND_S = 10
 
 
 def start_emulator() -> tuple[subprocess.Popen[str], str]:
+    # EI_DEMO_EMULATOR replaces the command before the emulator's arguments: the tests run the emulator through a
+    # launcher that checks its traffic against Edge Impulse's OpenAPI definition.
+    command = shlex.split(os.environ.get("EI_DEMO_EMULATOR", "")) or [
+        sys.executable,
+        "-m",
+        "airflow_provider_edgeimpulse.emulator",
+    ]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_edgeimpulse.emulator", "--port", "0", "--job-duration", "2"],
+        [*command, "--port", "0", "--job-duration", "2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

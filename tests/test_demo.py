@@ -4,21 +4,34 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.conformance.traffic import TRAFFIC
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def emulator_processes() -> int:
     out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
-    return sum("airflow_provider_edgeimpulse.emulator --port 0 --job-duration 2" in line for line in out.splitlines())
+    return sum(
+        ("airflow_provider_edgeimpulse.emulator" in line or "tests.conformance.serve" in line)
+        and "--port 0 --job-duration 2" in line
+        for line in out.splitlines()
+    )
 
 
-def test_demo_prints_the_summary_and_leaves_no_process():
+def test_demo_prints_the_summary_and_leaves_no_process(tmp_path: Path) -> None:
     before = emulator_processes()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "EDGEIMPULSE_"))}
+    # The demo's emulator checks its traffic against the OpenAPI definition (tests/conftest.py fails on what it finds).
+    violations = tmp_path / "emulator-openapi.jsonl"
+    TRAFFIC.follow(violations)
+    launcher = [sys.executable, "-m", "tests.conformance.serve", "--violations", str(violations)]
+    env["EI_DEMO_EMULATOR"] = shlex.join(launcher)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     result = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "demo.py")], env=env, capture_output=True, text=True, timeout=180
     )
