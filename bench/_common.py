@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from airflow_provider_edgeimpulse.emulator.launch import emulator_command
+
 if TYPE_CHECKING:
     from airflow_provider_edgeimpulse.hooks.credentials import EdgeImpulseCredentials
 
@@ -60,7 +62,7 @@ class Emulator:
         # Kept open for the life of the process (read on failure), closed in stop().
         self._stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "airflow_provider_edgeimpulse.emulator", "--port", "0", "--job-duration", "-1"],
+            [*emulator_command(), "--port", "0", "--job-duration", "-1"],
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             text=True,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_edgeimpulse.emulator.launch import emulator_command
 from airflow_provider_edgeimpulse.emulator.sample_files import write_wave_samples
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,15 +28,8 @@ STOP_BOUND_S = 10
 
 
 def start_emulator() -> tuple[subprocess.Popen[str], str]:
-    # EI_DEMO_EMULATOR replaces the command before the emulator's arguments: the tests run the emulator through a
-    # launcher that checks its traffic against Edge Impulse's OpenAPI definition.
-    command = shlex.split(os.environ.get("EI_DEMO_EMULATOR", "")) or [
-        sys.executable,
-        "-m",
-        "airflow_provider_edgeimpulse.emulator",
-    ]
     proc = subprocess.Popen(
-        [*command, "--port", "0", "--job-duration", "2"],
+        [*emulator_command(), "--port", "0", "--job-duration", "2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

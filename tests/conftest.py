@@ -116,9 +116,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     late = TRAFFIC.drain()  # an end-to-end stack's count comes as it stops, after the last test
     if TRAFFIC.checked:
         stacks = TRAFFIC.followed_exchanges
-        by_stacks = (
-            f" ({stacks} by emulator processes the tests started: end-to-end stacks, the demo)" if stacks else ""
-        )
+        started = "emulator processes the tests started: end-to-end stacks, the demo, the benchmarks"
+        by_stacks = f" ({stacks} by {started})" if stacks else ""
         terminalreporter.write_line(
             f"OpenAPI conformance: {sum(TRAFFIC.checked.values())} exchanges of {len(TRAFFIC.checked)} "
             f"(method, route, status) kinds checked in {TRAFFIC.seconds:.1f} s{by_stacks}"

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.conformance.traffic import TRAFFIC
+from tests.conformance.serve import launcher_env
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -27,11 +26,7 @@ def test_demo_prints_the_summary_and_leaves_no_process(tmp_path: Path) -> None:
     before = emulator_processes()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "EDGEIMPULSE_"))}
     # The demo's emulator checks its traffic against the OpenAPI definition (tests/conftest.py fails on what it finds).
-    violations = tmp_path / "emulator-openapi.jsonl"
-    TRAFFIC.follow(violations)
-    launcher = [sys.executable, "-m", "tests.conformance.serve", "--violations", str(violations)]
-    env["EI_DEMO_EMULATOR"] = shlex.join(launcher)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    env = launcher_env(tmp_path / "emulator-openapi.jsonl", env)
     result = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "demo.py")], env=env, capture_output=True, text=True, timeout=180
     )

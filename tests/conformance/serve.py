@@ -15,6 +15,8 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
+import shlex
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
@@ -22,7 +24,22 @@ from pathlib import Path
 from typing import TextIO
 
 from airflow_provider_edgeimpulse.emulator.__main__ import parse_args, serve
+from airflow_provider_edgeimpulse.emulator.launch import COMMAND_VAR
 from tests.conformance.traffic import TRAFFIC, Violation
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def launcher(violations: Path) -> list[str]:
+    """The command that starts a checked emulator (its own arguments follow); the suite's check follows the file."""
+    TRAFFIC.follow(violations)
+    return [sys.executable, "-m", "tests.conformance.serve", "--violations", str(violations)]
+
+
+def launcher_env(violations: Path, env: dict[str, str]) -> dict[str, str]:
+    """``env`` for a program that starts the emulator with ``emulator_command()`` (the demo, a benchmark)."""
+    python_path = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    return {**env, COMMAND_VAR: shlex.join(launcher(violations)), "PYTHONPATH": python_path}
 
 
 def _writer(out: TextIO) -> Callable[[Violation], None]:

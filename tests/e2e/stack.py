@@ -59,7 +59,7 @@ from typing import Any, TypeVar
 
 import requests
 
-from tests.conformance.traffic import TRAFFIC
+from tests.conformance.serve import launcher
 from tests.e2e.services import PostgresCluster, RedisServer
 from tests.ports import free_port
 
@@ -528,9 +528,8 @@ class AirflowStack:
         """
         creds = self.settings.credentials
         self.violations_file = self.settings.artifacts / f"emulator-openapi-{self.stack_id}.jsonl"
-        TRAFFIC.follow(self.violations_file)
-        argv = [sys.executable, "-m", "tests.conformance.serve", "--violations", str(self.violations_file)]
-        argv += ["--port", "0", "--api-key", creds.api_key, "--username", creds.username, "--password", creds.password]
+        argv = [*launcher(self.violations_file), "--port", "0", "--api-key", creds.api_key]
+        argv += ["--username", creds.username, "--password", creds.password]
         argv += ["--job-duration", str(self.settings.job_duration)]
         emulator = self._spawn("emulator", argv, env={"PYTHONPATH": str(REPO)})
 

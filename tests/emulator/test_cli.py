@@ -7,16 +7,20 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import requests
 
 from airflow_provider_edgeimpulse.emulator.__main__ import parse_args
+from tests.conformance.serve import launcher
+
+PRODUCT_COMMAND = [sys.executable, "-m", "airflow_provider_edgeimpulse.emulator"]
 
 
-def _start(*args: str) -> tuple[subprocess.Popen[str], str]:
+def _start(*args: str, command: list[str] = PRODUCT_COMMAND) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_edgeimpulse.emulator", "--port", "0", *args],
+        [*command, "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -49,8 +53,11 @@ def test_cli_serves_and_stops_cleanly(sig: signal.Signals) -> None:
     assert "Traceback" not in process.stderr.read() if process.stderr else True
 
 
-def test_cli_options() -> None:
-    process, url = _start("--api-key", "ei_custom", "--project-id", "77", "--job-duration", "0.1")
+def test_cli_options(tmp_path: Path) -> None:
+    # The product's argument parsing and serving behind the conformance launcher, so these exchanges are checked
+    # against the OpenAPI definition too; the test above runs the entry point itself (one exchange, the same).
+    command = launcher(tmp_path / "emulator-openapi.jsonl")
+    process, url = _start("--api-key", "ei_custom", "--project-id", "77", "--job-duration", "0.1", command=command)
     try:
         headers = {"x-api-key": "ei_custom"}
         assert requests.get(f"{url}/v1/api/projects", headers=headers, timeout=10).json()["projects"][0]["id"] == 77
