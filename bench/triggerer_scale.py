@@ -11,16 +11,18 @@ check; "last event after last finish" runs from the moment the last finish reque
 last trigger event was yielded. The emulator broadcasts every job's events to every socket of the project, so
 the baseline's burst costs sockets x events; it is given ``--baseline-cap`` seconds and reports how far it got.
 "Loop lag" is how late a 20 ms sleep on the triggers' event loop wakes up, sampled from the first trigger to the
-last event: what every other trigger of a triggerer would feel. Airflow's floor for the many-projects run
-(``floor_*``): as many of Airflow's own ``DateTimeTrigger`` in a child with the same imports, all due at one
-instant as long after the first as our waits took to become live, so both loops hold the same number of triggers
-for about as long and then end them in one burst.
+last event: what every other trigger of a triggerer would feel. ``full_collections_ms`` are the full garbage
+collections among those samples, and ``worst_lags`` says which of the worst samples one of them fell into.
+Airflow's floor for the many-projects run (``floor_*``): as many of Airflow's own ``DateTimeTrigger`` in a child
+with the same imports, all due at one instant as long after the first as our waits took to become live, so both
+loops hold the same number of triggers for about as long and then end them in one burst.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import subprocess
@@ -81,11 +83,17 @@ def _count_checks(side: Side) -> None:
 
 
 async def _sample_lag(side: Side) -> None:
+    """Loop lag samples, and the full garbage collections that fall among them (the lag's usual cause)."""
     loop = asyncio.get_running_loop()
-    while True:
-        asked = loop.time()
-        await asyncio.sleep(LAG_SAMPLE_S)
-        side.lags.append(max(loop.time() - asked - LAG_SAMPLE_S, 0.0))
+    gc.callbacks.append(side.on_gc)
+    try:
+        while True:
+            asked = loop.time()
+            await asyncio.sleep(LAG_SAMPLE_S)
+            side.lags.append(max(loop.time() - asked - LAG_SAMPLE_S, 0.0))
+            side.lag_times.append(asked)
+    finally:
+        gc.callbacks.remove(side.on_gc)
 
 
 class Side:
@@ -95,12 +103,26 @@ class Side:
         self.waits = waits
         self.events: list[tuple[float, str]] = []
         self.lags: list[float] = []
+        self.lag_times: list[float] = []
+        # Seconds each full (generation 2) collection stood the loop still, and when it started (loop time).
+        self.full_collections: list[tuple[float, float]] = []
+        self._collecting_since: tuple[float, float] | None = None
         self.checked = 0
         self.peak_sockets = 0
         self.rss_before = rss_mb()
         self.rss_live: float | None = None
         self.live_after: float | None = None
         self.sent: dict[str, float] | None = None
+
+    def on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._collecting_since = (time.monotonic(), time.perf_counter())
+        elif self._collecting_since is not None:
+            at, started = self._collecting_since
+            self.full_collections.append((at, time.perf_counter() - started))
+            self._collecting_since = None
 
     def figures(self) -> dict[str, Any]:
         successes = sum(1 for _, status in self.events if status == "success")
@@ -121,7 +143,20 @@ class Side:
             ),
             "loop_lag_p99_ms": rounded(percentile(self.lags, 99) * 1000) if self.lags else None,
             "loop_lag_max_ms": rounded(max(self.lags) * 1000) if self.lags else None,
+            "full_collections": len(self.full_collections),
+            "full_collections_ms": [rounded(took * 1000) for _, took in self.full_collections],
+            "worst_lags": _worst_lags(self),
         }
+
+
+def _worst_lags(side: Side, count: int = 6) -> list[dict[str, Any]]:
+    """The worst lag samples, each with the full collection that fell into it, if one did."""
+    worst = sorted(zip(side.lags, side.lag_times, strict=True), reverse=True)[:count]
+    out = []
+    for lag, asked in worst:
+        collected = [took for at, took in side.full_collections if asked <= at <= asked + LAG_SAMPLE_S + lag]
+        out.append({"lag_ms": rounded(lag * 1000), "collection_ms": rounded(sum(collected) * 1000)})
+    return out
 
 
 def _conn_id(project_id: int) -> str:
@@ -312,6 +347,7 @@ def main() -> None:
             "floor_last_event_after_due_ms": floor["last_event_after_last_finish_ms"],
             "floor_loop_lag_p99_ms": floor["loop_lag_p99_ms"],
             "floor_loop_lag_max_ms": floor["loop_lag_max_ms"],
+            "floor_full_collections_ms": floor["full_collections_ms"],
             "baseline_max_sockets": theirs["max_sockets"],
             "baseline_peak_rss_mb": theirs["peak_rss_mb"],
             "baseline_rss_all_live_mb": theirs["rss_all_live_mb"],

@@ -189,6 +189,13 @@ class EventQueue:
         return waiter
 
 
+def _each(held: Subscription | set[Subscription] | None) -> Iterable[Subscription]:
+    """The subscriptions of one job's entry in a hub."""
+    if held is None:
+        return ()
+    return held if isinstance(held, set) else (held,)
+
+
 class Subscription(EventQueue):
     """
     One wait's view of the hub: a bounded queue of events for one job id (it is its own ``queue``).
@@ -328,7 +335,9 @@ class JobEventHub:
         self.running_jobs, self.finished_jobs = job_list_reads(self.client, project_id)
         self.reconnect = reconnect or ReconnectPolicy()
         self.eio = sio.EIOVersion(eio)
-        self._subs: dict[int, set[Subscription]] = {}
+        # A job's one subscription itself, or a set when several waits watch the same job: a triggerer holds one
+        # entry per wait, and a set per entry would be one more object for every full garbage collection to scan.
+        self._subs: dict[int, Subscription | set[Subscription]] = {}
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         # The socket's own session: no cookie of the REST session rides along, and its handshake refuses redirects.
         self._socket_session: aiohttp.ClientSession | None = None
@@ -342,7 +351,13 @@ class JobEventHub:
 
     def subscribe(self, job_id: int) -> Subscription:
         sub = Subscription(self, job_id)
-        self._subs.setdefault(job_id, set()).add(sub)
+        held = self._subs.get(job_id)
+        if held is None:
+            self._subs[job_id] = sub
+        elif isinstance(held, set):
+            held.add(sub)
+        else:
+            self._subs[job_id] = {held, sub}
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"edgeimpulse-socket-{job_id}")
         elif self.connected:
@@ -353,11 +368,13 @@ class JobEventHub:
         return sub
 
     async def unsubscribe(self, sub: Subscription) -> None:
-        subs = self._subs.get(sub.job_id)
-        if subs is not None:
-            subs.discard(sub)
-            if not subs:
-                del self._subs[sub.job_id]
+        held = self._subs.get(sub.job_id)
+        if held is sub:
+            del self._subs[sub.job_id]
+        elif isinstance(held, set):
+            held.discard(sub)
+            if len(held) == 1:
+                self._subs[sub.job_id] = held.pop()
         if not self._subs:
             if self._on_empty is not None:
                 self._on_empty(self)
@@ -386,8 +403,12 @@ class JobEventHub:
     def _emit(self, event: HubEvent, job_ids: Iterable[int] | None = None) -> None:
         targets = self._subs.keys() if job_ids is None else job_ids
         for job_id in list(targets):
-            for sub in self._subs.get(job_id, ()):
+            for sub in _each(self._subs.get(job_id)):
                 sub.put_nowait(event)
+
+    def subscriptions(self) -> list[Subscription]:
+        """The subscriptions of every job this hub watches."""
+        return [sub for held in list(self._subs.values()) for sub in _each(held)]
 
     async def _run(self) -> None:
         while self._subs:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -85,23 +85,33 @@ class LogRelay:
         self.on_line(line)
 
 
+class _LogOwner(Protocol):
+    """A trigger: its ``log`` (Airflow's logger) gets the records."""
+
+    @property
+    def log(self) -> Any: ...
+
+
 class LineBatcher:
     """
-    Log lines that arrive together go out as one record of ``prefix``-ed lines.
+    Log lines that arrive together go out as one record of ``prefix``-ed lines, to ``owner.log``. Call it with a line.
 
     Airflow's log pipeline costs about 70 us a record; a triggerer relaying every line of a thousand waits one by
     one spends its event loop there.
     """
 
-    __slots__ = ("_pending", "emit", "prefix")
+    # The owner, not a bound method of it, and the batcher itself is the callable a wait is handed: a triggerer
+    # holds a batcher per wait, and each object is one more for every full garbage collection to scan. The owner's
+    # logger is looked up at the first record, so a quiet wait never builds one.
+    __slots__ = ("_pending", "owner", "prefix")
 
-    def __init__(self, emit: Callable[[str], None], prefix: str) -> None:
-        self.emit = emit
+    def __init__(self, owner: _LogOwner, prefix: str) -> None:
+        self.owner = owner
         self.prefix = prefix
-        # No list until a line comes: a triggerer holds a batcher per wait, most of them quiet.
+        # No list until a line comes: most waits are quiet.
         self._pending: list[str] | None = None
 
-    def add(self, line: str) -> None:
+    def __call__(self, line: str) -> None:
         if self._pending is None:
             self._pending = [line]
             asyncio.get_running_loop().call_soon(self.flush)
@@ -111,4 +121,4 @@ class LineBatcher:
     def flush(self) -> None:
         lines, self._pending = self._pending, None
         if lines:
-            self.emit("\n".join(f"{self.prefix}{line}" for line in lines))
+            self.owner.log.info("%s", "\n".join(f"{self.prefix}{line}" for line in lines))

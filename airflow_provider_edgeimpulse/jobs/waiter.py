@@ -101,6 +101,10 @@ _shared_settings = functools.lru_cache(maxsize=64)(WaitSettings)
 _DEFAULT_SETTINGS = WaitSettings()
 
 
+def _if_finished(job: dict[str, Any]) -> dict[str, Any] | None:
+    return job if is_finished(job) else None
+
+
 def wait_for_job(
     credentials: EdgeImpulseCredentials,
     project_id: int,
@@ -135,13 +139,13 @@ class _JobWait(LogRelay):
     """One wait, its own log relay (one object rather than two for each of a triggerer's waits)."""
 
     __slots__ = (
+        "_outage",
         "_said_polling",
         "finished_job",
         "hub",
         "job_id",
         "live",
         "on_log",
-        "outage",
         "project_id",
         "settings",
         "tail",
@@ -165,9 +169,7 @@ class _JobWait(LogRelay):
         self.tail: deque[str] = deque(maxlen=settings.log_tail)
         self.live = False
         self._said_polling = False
-        self.outage = OutageWatch.paced(
-            f"Edge Impulse job {job_id}", poll_interval=settings.poll_interval, slowest=settings.safety_interval
-        )
+        self._outage: OutageWatch | None = None
         self.finished_job: dict[str, Any] | None = None
 
     async def wait(self, credentials: EdgeImpulseCredentials, deadline: float | None) -> JobOutcome:
@@ -195,28 +197,31 @@ class _JobWait(LogRelay):
 
     async def run(self, sub: Any) -> JobOutcome:
         await self._await_first_socket_news(sub)
-        job = await self._check_subscribed()
-        if is_finished(job):
-            return await self._finish(job)
-        while True:
+        job = _if_finished(await self._check_subscribed())
+        # Nothing of the last round (its event, a running job's status) is kept while the next event is awaited:
+        # a triggerer holds thousands of waits here, and every full garbage collection scans what they hold.
+        while job is None:
             timeout = self.settings.safety_interval if self.live else self.settings.poll_interval
-            event = await sub.next(timeout)
-            if event is None:
-                job = await self._status()
-            elif event.kind == "data":
-                self.socket_line(event.line or "")
-                continue
-            elif event.kind == "connected":
-                self._expect_replay()
-                job = await self._check_subscribed()
-            elif event.kind == "disconnected":
-                self.live = False
-                self._maybe_say_polling(event)
-                continue
-            else:
-                job = await self._confirm_finished()
-            if is_finished(job):
-                return await self._finish(job)
+            job = await self._after(await sub.next(timeout))
+        return await self._finish(job)
+
+    async def _after(self, event: HubEvent | None) -> dict[str, Any] | None:
+        """The job's status if ``event`` (``None``: the quiet interval passed) shows it finished, else ``None``."""
+        if event is None:
+            job = await self._status()
+        elif event.kind == "data":
+            self.socket_line(event.line or "")
+            return None
+        elif event.kind == "connected":
+            self._expect_replay()
+            job = await self._check_subscribed()
+        elif event.kind == "disconnected":
+            self.live = False
+            self._maybe_say_polling(event)
+            return None
+        else:
+            job = await self._confirm_finished()
+        return _if_finished(job)
 
     async def _await_first_socket_news(self, sub: Any) -> None:
         """Hold the first REST check until the socket is subscribed (or failed), closing the race."""
@@ -243,6 +248,16 @@ class _JobWait(LogRelay):
                 event.reason or "unavailable",
                 self.settings.poll_interval,
             )
+
+    @property
+    def outage(self) -> OutageWatch:
+        # Made at the first read of its own: most waits of a triggerer only ever take shared reads.
+        if self._outage is None:
+            pace = self.settings
+            self._outage = OutageWatch.paced(
+                f"Edge Impulse job {self.job_id}", poll_interval=pace.poll_interval, slowest=pace.safety_interval
+            )
+        return self._outage
 
     @property
     def _client(self) -> AsyncEdgeImpulseClient:

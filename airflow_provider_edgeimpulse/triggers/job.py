@@ -108,7 +108,7 @@ class EdgeImpulseJobTrigger(BaseTrigger):
         from airflow_provider_edgeimpulse.hooks.connection import aresolve_credentials
 
         self._say_if_handed_over()
-        lines = LineBatcher(self._log_text, f"[job {self.job_id}] ")
+        lines = LineBatcher(self, f"[job {self.job_id}] ")
         try:
             credentials = await aresolve_credentials(self.edgeimpulse_conn_id)
             settings = WaitSettings.shared(self.safety_interval, self.poll_interval, self.log_tail)
@@ -117,7 +117,7 @@ class EdgeImpulseJobTrigger(BaseTrigger):
                 self.project_id,
                 self.job_id,
                 deadline=self.deadline,
-                on_log=lines.add,
+                on_log=lines,
                 settings=settings,
             )
         except asyncio.CancelledError:
@@ -142,9 +142,6 @@ class EdgeImpulseJobTrigger(BaseTrigger):
             return
         state = "finished successfully" if outcome.success else "failed"
         yield TriggerEvent(self._event(outcome.status, f"Edge Impulse job {self.job_id} {state}", outcome))
-
-    def _log_text(self, text: str) -> None:
-        self.log.info("%s", text)
 
     def _say_if_handed_over(self) -> None:
         late = time.time() - self.deferred_at

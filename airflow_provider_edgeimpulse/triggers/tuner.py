@@ -114,7 +114,7 @@ class EONTunerStateTrigger(BaseTrigger):
         from airflow_provider_edgeimpulse.jobs.hub import registry_for_running_loop
 
         run_id = self.tuner_coordinator_job_id
-        lines = LineBatcher(lambda text: self.log.info("%s", text), f"[tuner {run_id}] ")
+        lines = LineBatcher(self, f"[tuner {run_id}] ")
         # Reads go on through 429s, 5xx and lost connections until the deadline, at the pace of the poll interval.
         self._outage = OutageWatch.paced(
             f"EON Tuner run {run_id}", poll_interval=self.poll_interval, slowest=self.poll_interval, logger=self.log
@@ -125,7 +125,7 @@ class EONTunerStateTrigger(BaseTrigger):
             # Subscribe before the first read, so a finish between the two is not missed.
             sub = hub.subscribe(run_id)
             try:
-                state = await self._wait_until_deadline(hub.client, sub, LogRelay(lines.add))
+                state = await self._wait_until_deadline(hub.client, sub, LogRelay(lines))
                 if state is None:
                     return self._event("timeout", f"EON Tuner run {run_id} was still running at the deadline")
                 return await self._settle(hub.client, state)

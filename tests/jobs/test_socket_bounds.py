@@ -266,9 +266,8 @@ async def test_an_event_flood_stays_within_the_queue_bound_and_one_finish_is_kep
     async def sample() -> None:
         nonlocal peak
         while True:
-            for subs in list(hub._subs.values()):
-                for sub in subs:
-                    peak = max(peak, sub.queue.qsize())
+            for sub in hub.subscriptions():
+                peak = max(peak, sub.queue.qsize())
             await asyncio.sleep(0)
 
     sampler = asyncio.create_task(sample())

@@ -175,6 +175,29 @@ async def test_concurrent_waits_share_one_socket(credentials, jobs, edgeimpulse_
     assert len(registry_for_running_loop()) == 0, "the socket closes when its last waiter leaves"
 
 
+async def test_waits_on_one_job_each_hear_it_and_one_leaving_keeps_the_others(credentials, jobs, edgeimpulse_emulator):
+    # An operator's trigger and a sensor on the same job, say: one entry of the hub holds both, then one again.
+    edgeimpulse_emulator.configure(job_duration=None)
+    job_id = await jobs.astart()
+    project_id = credentials.project_id
+    heard: list[str] = []
+    waits = [asyncio.create_task(wait_for_job(credentials, project_id, job_id)) for _ in range(2)]
+    waits.append(asyncio.create_task(wait_for_job(credentials, project_id, job_id, on_log=heard.append)))
+    hub = registry_for_running_loop().hub_for(credentials, project_id)
+    await wait_until(lambda: sum(sub._armed is not None for sub in hub.subscriptions()) == 3, timeout=30)
+    waits[0].cancel()
+    await asyncio.gather(waits[0], return_exceptions=True)
+    assert len(hub.subscriptions()) == 2
+    waits[1].cancel()
+    await asyncio.gather(waits[1], return_exceptions=True)
+    assert [sub.job_id for sub in hub.subscriptions()] == [job_id]
+    await jobs.afinish(job_id, success=True)
+    outcome = await asyncio.wait_for(waits[2], 30)
+    assert outcome.success
+    assert heard and heard == edgeimpulse_emulator.state.job_log(project_id, job_id)
+    await wait_until(lambda: edgeimpulse_emulator.sockets() == 0)
+
+
 async def test_rest_requests_do_not_grow_with_job_duration(credentials, jobs, edgeimpulse_emulator):
     counts = []
     for duration in (0.3, 2.0):
