@@ -116,9 +116,13 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"invalid JSON constant {name}")
 
 
+# One decoder for every frame: ``json.loads`` with an option builds a new one per call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _loads(text: str) -> Any:
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:  # RecursionError: deeply nested arrays from a hostile peer
         raise MalformedFrame(f"invalid JSON: {type(exc).__name__}") from None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,8 @@ def resolve_credentials(conn_id: str) -> EdgeImpulseCredentials:
 # Nothing is kept once the lookup ends, so a rotated key reaches every trigger that starts afterwards.
 _in_flight: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Task[EdgeImpulseCredentials]]]
 _in_flight = weakref.WeakKeyDictionary()
+# Keyed by the credentials' values, not by the credentials, so that an entry goes when its last user lets go.
+_one_of_equal: weakref.WeakValueDictionary[tuple[Any, ...], EdgeImpulseCredentials] = weakref.WeakValueDictionary()
 
 
 async def aresolve_credentials(conn_id: str) -> EdgeImpulseCredentials:
@@ -55,7 +58,9 @@ async def _alookup(conn_id: str) -> EdgeImpulseCredentials:
     extra = await get_async_extra_dejson(conn)
     credentials = credentials_from_connection(conn, extra)
     await amask_secrets(credentials.secrets())
-    return credentials
+    # Equal credentials are one object: a triggerer's thousands of waits hold a handful of connections' worth,
+    # and every full garbage collection scans each object they hold.
+    return _one_of_equal.setdefault(dataclasses.astuple(credentials), credentials)
 
 
 def hook_for_task(conn_id: str, project_id: Any) -> EdgeImpulseHook:

@@ -30,7 +30,7 @@ class AuthType(str, Enum):
     JWT_COOKIE = "jwt_cookie"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class EdgeImpulseCredentials:
     """Everything needed to talk to one Edge Impulse Studio as one principal. Secrets never show in repr."""
 

@@ -40,9 +40,13 @@ from airflow_provider_edgeimpulse.wire import RateLimitedLog, clamp_seconds
 
 log = logging.getLogger(__name__)
 
-EventKind = Literal["connected", "disconnected", "data", "finished"]
+EventKind = Literal["connected", "disconnected", "finished"]
 _STATE_KINDS = ("connected", "disconnected")
 _CLOSE_BOUND_S = 5.0
+# How long one socket's reader decodes and hands out frames before it lets the event loop run others: aiohttp
+# answers ``receive()`` without a pause while frames are buffered, so a burst of job events could otherwise hold
+# the loop (and every other trigger of a triggerer) for as long as the burst takes to read.
+_READ_SLICE_S = 0.00025
 _HANDSHAKE_BOUND_S = 15.0
 # What a handshake may set the heartbeat to, in seconds: Engine.IO's defaults are 25 s and 20 s. The floor keeps a
 # zero or negative value from becoming a busy ping loop or a socket declared dead at once; the ceiling keeps a
@@ -54,11 +58,17 @@ _DEFAULT_PING_TIMEOUT_S = 20.0
 
 @dataclass(frozen=True)
 class HubEvent:
+    """What a wait hears of its socket besides its job's log: the socket (dis)connected, or the job finished."""
+
     kind: EventKind
-    line: str | None = None
     success: bool | None = None
     failures: int = 0
     reason: str | None = None
+
+
+# A line of the job's log is its text alone: a burst of log events is then nothing for the garbage collector to
+# track while it waits in the queues, where an event object per line made the collector's heap grow with it.
+News = HubEvent | str
 
 
 @dataclass(frozen=True)
@@ -133,8 +143,8 @@ class EventQueue:
         self.coalesced = 0
         self._finish_queued = False
         # No deque until an event has to wait for its reader: most are handed to a waiting future directly.
-        self._items: deque[HubEvent] | None = None
-        self._waiter: asyncio.Future[HubEvent | None] | None = None
+        self._items: deque[News] | None = None
+        self._waiter: asyncio.Future[News | None] | None = None
 
     def qsize(self) -> int:
         return len(self._items) if self._items else 0
@@ -142,7 +152,7 @@ class EventQueue:
     def empty(self) -> bool:
         return not self._items
 
-    def put_nowait(self, item: HubEvent) -> None:
+    def put_nowait(self, item: News) -> None:
         waiter = self._waiter
         if waiter is not None:
             # A waiting reader means nothing is queued: hand the event over.
@@ -153,33 +163,33 @@ class EventQueue:
         items = self._items
         if items is None:
             items = self._items = deque()
-        if item.kind == "finished":
+        if isinstance(item, str):
+            if len(items) >= self.limit:
+                self.dropped += 1
+                return
+        elif item.kind == "finished":
             if self._finish_queued:
                 self.coalesced += 1
                 return
             self._finish_queued = True
-        elif item.kind in _STATE_KINDS:
-            if items and items[-1].kind in _STATE_KINDS:
-                items[-1] = item
-                self.coalesced += 1
-                return
-        elif len(items) >= self.limit:
-            self.dropped += 1
+        elif items and isinstance(last := items[-1], HubEvent) and last.kind in _STATE_KINDS:
+            items[-1] = item  # a connection change replaces the one before it
+            self.coalesced += 1
             return
         items.append(item)
 
-    def get_nowait(self) -> HubEvent:
+    def get_nowait(self) -> News:
         items = self._items
         if not items:
             raise asyncio.QueueEmpty
         item = items.popleft()
         if not items:
             self._items = None
-        if item.kind == "finished":
+        if isinstance(item, HubEvent) and item.kind == "finished":
             self._finish_queued = False
         return item
 
-    def _wait(self) -> asyncio.Future[HubEvent | None]:
+    def _wait(self) -> asyncio.Future[News | None]:
         """A future for the next event: done at once when one is queued."""
         waiter = asyncio.get_running_loop().create_future()
         if self._items:
@@ -221,7 +231,7 @@ class Subscription(EventQueue):
     def queue(self) -> EventQueue:
         return self
 
-    def next(self, timeout: float | None) -> Awaitable[HubEvent | None]:
+    def next(self, timeout: float | None) -> Awaitable[News | None]:
         """The next event, or ``None`` when ``timeout`` seconds pass without one."""
         if self.dropped != self._noted_drops:
             self._note_drops()
@@ -260,6 +270,8 @@ class Subscription(EventQueue):
     async def aclose(self) -> None:
         if not self.closed:
             self.closed = True
+            if self.dropped != self._noted_drops:
+                self._note_drops()  # a wait that ended without reading again still says what it missed
             self._deadline = None
             await self.hub.unsubscribe(self)
 
@@ -273,10 +285,13 @@ class Deadlines:
     holds at most one live entry, and an entry superseded by an earlier one is skipped when it comes up.
     """
 
-    __slots__ = ("_handle", "_heap", "_seq")
+    __slots__ = ("_armed", "_handle", "_heap", "_seq")
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Subscription]] = []
+        # Entries hold numbers only, and the subscriptions stay in a dict by entry number: a tuple of numbers is
+        # no object for the garbage collector to scan, one that holds a subscription is, one per wait.
+        self._heap: list[tuple[float, int]] = []
+        self._armed: dict[int, Subscription] = {}
         self._handle: asyncio.TimerHandle | None = None
         self._seq = 0
 
@@ -285,7 +300,8 @@ class Deadlines:
             return  # its earlier entry re-queues it when due
         sub._armed = when
         self._seq += 1
-        heapq.heappush(self._heap, (when, self._seq, sub))
+        self._armed[self._seq] = sub
+        heapq.heappush(self._heap, (when, self._seq))
         handle = self._handle
         if handle is None or when < handle.when():
             if handle is not None:
@@ -298,7 +314,8 @@ class Deadlines:
         # The loop runs a timer up to its clock resolution early; so does this, as asyncio.timeout would.
         now = asyncio.get_running_loop().time() + _CLOCK_RESOLUTION_S
         while heap and heap[0][0] <= now:
-            when, _, sub = heapq.heappop(heap)
+            when, seq = heapq.heappop(heap)
+            sub = self._armed.pop(seq)
             if sub._armed == when:
                 sub._armed = None
                 sub._deadline_passed(now)
@@ -313,8 +330,9 @@ class Deadlines:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-        for _, _, sub in self._heap:
+        for sub in self._armed.values():
             sub._armed = None
+        self._armed.clear()
         self._heap.clear()
 
 
@@ -400,7 +418,7 @@ class JobEventHub:
         if ws is not None and not ws.closed:
             asyncio.get_running_loop().create_task(_send_quietly(ws, frame))
 
-    def _emit(self, event: HubEvent, job_ids: Iterable[int] | None = None) -> None:
+    def _emit(self, event: News, job_ids: Iterable[int] | None = None) -> None:
         targets = self._subs.keys() if job_ids is None else job_ids
         for job_id in list(targets):
             for sub in _each(self._subs.get(job_id)):
@@ -477,7 +495,12 @@ class JobEventHub:
             silence.stop()
 
     async def _read_frames(self, ws: aiohttp.ClientWebSocketResponse, silence: _SilenceWatch) -> str:
+        loop = asyncio.get_running_loop()
+        pause_at = loop.time() + _READ_SLICE_S
         while True:
+            if loop.time() >= pause_at:
+                await asyncio.sleep(0)
+                pause_at = loop.time() + _READ_SLICE_S
             msg = await ws.receive()
             silence.heard()
             if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
@@ -561,7 +584,7 @@ class JobEventHub:
                 if data is not None:
                     # Cut here, where every socket line enters: waits and triggers never hold a huge line whole.
                     for line in str(data).splitlines() or [""]:
-                        self._emit(HubEvent("data", line=bound_line(line)), [job_id])
+                        self._emit(bound_line(line), [job_id])
         elif event.startswith("job-finished-"):
             job_id = _int_or_none(event.removeprefix("job-finished-"))
             if job_id is not None:

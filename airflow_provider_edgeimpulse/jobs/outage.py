@@ -93,6 +93,11 @@ class OutageWatch:
         return cls(what, floor=floor, cap=max(floor, min(OUTAGE_CAP_S, slowest)), logger=logger)
 
     @property
+    def in_outage(self) -> bool:
+        """Whether the last read failed: the outage it began is not over yet."""
+        return self._since is not None
+
+    @property
     def policy(self) -> RetryPolicy:
         # Made at the first outage: a triggerer holds a watch per wait, and most never see one.
         if self._policy is None:

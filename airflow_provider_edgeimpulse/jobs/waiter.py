@@ -14,9 +14,9 @@ import logging
 import math
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_edgeimpulse.hooks.credentials import EdgeImpulseCredentials
 from airflow_provider_edgeimpulse.jobs.outage import OutageWatch
@@ -25,7 +25,7 @@ from airflow_provider_edgeimpulse.jobs.shared_read import is_finished
 
 if TYPE_CHECKING:
     from airflow_provider_edgeimpulse.hooks.async_client import AsyncEdgeImpulseClient
-    from airflow_provider_edgeimpulse.jobs.hub import HubEvent, JobEventHub
+    from airflow_provider_edgeimpulse.jobs.hub import HubEvent, JobEventHub, News
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ REST_RELAY_LINES = 1000
 _LOG_PATIENCE_S = 300.0
 
 LogCallback = Callable[[str], None]
+T = TypeVar("T")
 
 
 @dataclass
@@ -205,12 +206,12 @@ class _JobWait(LogRelay):
             job = await self._after(await sub.next(timeout))
         return await self._finish(job)
 
-    async def _after(self, event: HubEvent | None) -> dict[str, Any] | None:
+    async def _after(self, event: News | None) -> dict[str, Any] | None:
         """The job's status if ``event`` (``None``: the quiet interval passed) shows it finished, else ``None``."""
         if event is None:
             job = await self._status()
-        elif event.kind == "data":
-            self.socket_line(event.line or "")
+        elif isinstance(event, str):
+            self.socket_line(event)
             return None
         elif event.kind == "connected":
             self._expect_replay()
@@ -226,8 +227,8 @@ class _JobWait(LogRelay):
     async def _await_first_socket_news(self, sub: Any) -> None:
         """Hold the first REST check until the socket is subscribed (or failed), closing the race."""
         event = await sub.next(_CONNECT_GRACE_S)
-        while event is not None and event.kind == "data":
-            self.socket_line(event.line or "")
+        while isinstance(event, str):
+            self.socket_line(event)
             event = await sub.next(_CONNECT_GRACE_S)
         if event is None:
             return
@@ -249,15 +250,21 @@ class _JobWait(LogRelay):
                 self.settings.poll_interval,
             )
 
-    @property
-    def outage(self) -> OutageWatch:
-        # Made at the first read of its own: most waits of a triggerer only ever take shared reads.
-        if self._outage is None:
+    async def _read(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """A read of this wait's own, through outages (``jobs/outage.py``)."""
+        watch = self._outage
+        if watch is None:
             pace = self.settings
-            self._outage = OutageWatch.paced(
+            watch = self._outage = OutageWatch.paced(
                 f"Edge Impulse job {self.job_id}", poll_interval=pace.poll_interval, slowest=pace.safety_interval
             )
-        return self._outage
+        try:
+            return await watch.read(what, call)
+        finally:
+            # Kept only through an outage (so that it is logged once): a triggerer holds thousands of waits, and
+            # every full garbage collection scans what they hold.
+            if not watch.in_outage:
+                self._outage = None
 
     @property
     def _client(self) -> AsyncEdgeImpulseClient:
@@ -266,7 +273,7 @@ class _JobWait(LogRelay):
 
     async def _status(self) -> dict[str, Any]:
         client = self._client
-        return await self.outage.read("status read", lambda: client.get_job_status(self.project_id, self.job_id))
+        return await self._read("status read", lambda: client.get_job_status(self.project_id, self.job_id))
 
     async def _check_subscribed(self) -> dict[str, Any]:
         """The check after a (re)subscription: the socket's waits that check together share one list read."""
@@ -297,7 +304,7 @@ class _JobWait(LogRelay):
         client = self._client
         try:
             async with asyncio.timeout(_LOG_PATIENCE_S):
-                lines = await self.outage.read(
+                lines = await self._read(
                     "log read", lambda: client.get_job_stdout(self.project_id, self.job_id, limit=limit)
                 )
         except Exception as err:  # the outcome stands without its log; say why it is missing

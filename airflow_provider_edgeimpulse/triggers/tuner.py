@@ -164,8 +164,8 @@ class EONTunerStateTrigger(BaseTrigger):
         next_read = loop.time() + self.poll_interval
         while tuner.is_running(state):
             event = await sub.next(max(next_read - loop.time(), 0.0))
-            if event is not None and event.kind == "data":
-                relay.socket_line(event.line or "")
+            if isinstance(event, str):
+                relay.socket_line(event)
                 continue
             if event is not None and event.kind == "disconnected":
                 continue  # the periodic read goes on; the reconnect will bring a fresh read

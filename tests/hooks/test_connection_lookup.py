@@ -59,6 +59,29 @@ def test_a_rotated_key_reaches_the_triggers_that_start_afterwards(
     assert reads.count(CONN_ID) == 2
 
 
+def test_triggers_starting_one_after_another_hold_one_credentials_object_until_the_last_lets_go(
+    monkeypatch: pytest.MonkeyPatch, reads: list[str]
+) -> None:
+    import gc
+    import weakref
+
+    async def in_turn() -> tuple[Any, Any, Any]:
+        _connect(monkeypatch, "ei_key_same")
+        first = await aresolve_credentials(CONN_ID)
+        second = await aresolve_credentials(CONN_ID)  # a lookup of its own: the first one has ended
+        _connect(monkeypatch, "ei_key_rotated")
+        return first, second, await aresolve_credentials(CONN_ID)
+
+    first, second, rotated = asyncio.run(in_turn())
+    assert reads.count(CONN_ID) == 3
+    assert second is first, "equal credentials are one object, however many waits hold them"
+    assert rotated is not first and rotated.api_key == "ei_key_rotated"
+    gone = weakref.ref(first)
+    del first, second
+    gc.collect()
+    assert gone() is None, "nothing but the triggers keeps their credentials"
+
+
 def test_a_cancelled_trigger_leaves_the_shared_lookup_to_the_others(
     monkeypatch: pytest.MonkeyPatch, reads: list[str]
 ) -> None:

@@ -20,13 +20,13 @@ class ScriptedSubscription:
         return self.queue.get_nowait() if not self.queue.empty() else None
 
 
-def early_then_replayed(log_lines: list[str], early: slice) -> list[HubEvent]:
+def early_then_replayed(log_lines: list[str], early: slice) -> list[HubEvent | str]:
     """
     Live lines of the project's room that reach a new socket before it is subscribed, then the subscription's
     replay of the whole log: the early lines come twice, and out of the log's order the first time.
     """
     return [
-        *(HubEvent("data", line=line) for line in log_lines[early]),
+        *log_lines[early],
         HubEvent("connected"),
-        *(HubEvent("data", line=line) for line in log_lines),
+        *log_lines,
     ]

@@ -6,6 +6,7 @@ no timer should take, garbage and oversized frames, event floods, and a handshak
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
 import threading
@@ -262,12 +263,15 @@ async def test_an_event_flood_stays_within_the_queue_bound_and_one_finish_is_kep
     hub = registry_for_running_loop().hub_for(credentials, PROJECT_ID)
     wait = _start_wait(waits, credentials)
     peak = 0
+    most_tracked = 0
 
     async def sample() -> None:
-        nonlocal peak
+        nonlocal peak, most_tracked
         while True:
             for sub in hub.subscriptions():
                 peak = max(peak, sub.queue.qsize())
+                # What each full garbage collection would scan of it: its log lines are plain text, not objects.
+                most_tracked = max(most_tracked, sum(1 for item in sub._items or () if gc.is_tracked(item)))
             await asyncio.sleep(0)
 
     sampler = asyncio.create_task(sample())
@@ -280,8 +284,46 @@ async def test_an_event_flood_stays_within_the_queue_bound_and_one_finish_is_kep
         sampler.cancel()
     assert outcome.status == "success"
     assert 0 < peak <= limit + 3, f"{peak} unread events held for a bound of {limit}"
+    assert most_tracked <= 3, f"{most_tracked} of the unread events are objects the garbage collector tracks"
     notes = [r.getMessage() for r in _hub_records(caplog) if "dropped" in r.getMessage()]
     assert notes and len(notes) <= 5, notes
+
+
+async def test_a_buffered_flood_is_read_in_short_slices_that_let_the_loop_run_others(rogue_factory, waits, monkeypatch):
+    from airflow_provider_edgeimpulse import socketio_codec
+
+    frames = 20_000
+    flooding = threading.Event()
+
+    async def flood(studio: RogueStudio, ws: web.WebSocketResponse) -> None:
+        flooding.set()
+        for index in range(frames):  # another job's lines: read and decoded, then dropped by the hub
+            await ws.send_str(f'42["job-data-{JOB_ID + 1}",{{"data":"line {index}"}}]')
+
+    decoded = 0
+    decode = socketio_codec.decode_frame
+
+    def counted(text: str) -> socketio_codec.Frame:
+        nonlocal decoded
+        decoded += 1
+        return decode(text)
+
+    monkeypatch.setattr(socketio_codec, "decode_frame", counted)
+    studio = rogue_factory(after_connect=flood)
+    _start_wait(waits, _credentials(studio.url))
+    assert await asyncio.to_thread(flooding.wait, 20), "the flood did not start"
+    # The loop is busy elsewhere (blocked on purpose): the flood piles up in the socket's buffers, unread.
+    time.sleep(0.5)  # noqa: ASYNC251
+    most_per_turn = 0
+    seen = decoded
+    deadline = time.monotonic() + 30
+    while decoded < frames:
+        assert time.monotonic() < deadline, f"{decoded} of {frames} frames were read"
+        await asyncio.sleep(0)  # one turn of the loop: what the reader decoded since the last one
+        most_per_turn = max(most_per_turn, decoded - seen)
+        seen = decoded
+    # Thousands of frames arrive with each read of the socket; one turn of the loop reads a few dozen.
+    assert most_per_turn <= 500, f"one turn of the event loop decoded {most_per_turn} frames"
 
 
 # ------------------------------------------------------------------------------------------------- credentials
