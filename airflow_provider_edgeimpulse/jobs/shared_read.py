@@ -7,7 +7,8 @@ waits at once, or sees hundreds of jobs end together, would send Studio one stat
 one socket that check together share one list read instead: ``GET /api/{projectId}/jobs`` (the running jobs)
 after a subscription, ``GET /api/{projectId}/jobs/history`` (the newest finished jobs) after a finish. A job the
 list does not show as it should, or a list that could not be read, is read on its own, as is a wait that checks
-alone: for one wait a status read is the cheaper answer.
+alone: for one wait a status read is the cheaper answer. Not so right after a list read: the socket hands a
+burst of finishes out a slice at a time, so the waits of one burst check over a few turns of the loop.
 
 Only a list read that starts after a wait asked can answer it: an older one may predate the wait's subscription
 or the job's end.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +31,9 @@ log = logging.getLogger(__name__)
 # project that ended at the same time; a job beyond the page is read on its own.
 _HISTORY_MARGIN = 20
 _HISTORY_MOST = 1000
+# A wait that checks alone within this many seconds of a list read's answer joins a list read of its own: it is
+# part of a burst that the socket hands out a slice at a time.
+_BURST_GAP_S = 0.1
 
 ListRead = Callable[[int], Awaitable[list[Any]]]
 JobTest = Callable[[dict[str, Any]], bool]
@@ -41,33 +46,40 @@ class SharedListRead:
         self._read_list = read
         self._shows = shows
         self._what = what
-        self._next: asyncio.Future[dict[int, dict[str, Any]] | None] | None = None
-        self._asking = 0
+        # The waits that asked since the last read was sent, each awaiting a future of its own: one that is
+        # cancelled leaves the read to the others, as ``asyncio.shield`` would, at a third of its objects per wait
+        # (thousands of waits ask at once when a triggerer starts or a burst of jobs ends).
+        self._asked: list[asyncio.Future[dict[int, dict[str, Any]] | None]] = []
         self._reader: asyncio.Task[None] | None = None
+        self._last_read = -math.inf  # loop time when the last read was answered
+        self._last_asked = 0  # the waits that the last read answered
 
     async def lookup(self, job_id: int) -> dict[str, Any] | None:
         """The job as the list shows it; None when the list cannot say (the caller reads it on its own)."""
         loop = asyncio.get_running_loop()
-        if self._next is None:
-            self._next = loop.create_future()
-            self._asking = 0
-        self._asking += 1
+        answer: asyncio.Future[dict[int, dict[str, Any]] | None] = loop.create_future()
+        self._asked.append(answer)
         if self._reader is None or self._reader.done():
             self._reader = loop.create_task(self._read_while_asked())
-        # Shielded: one wait that is cancelled must not cancel the answer the others wait for.
-        jobs = await asyncio.shield(self._next)
+        jobs = await answer
         return None if jobs is None else jobs.get(job_id)
 
     async def _read_while_asked(self) -> None:
-        while self._next is not None:
+        loop = asyncio.get_running_loop()
+        while self._asked:
             await asyncio.sleep(0)  # the waits that check in this turn of the loop join this read
-            asked, self._next = self._next, None
+            asked, self._asked = self._asked, []
             answer = None
             try:
-                if self._asking > 1:
-                    answer = await self._read(self._asking)
+                # A wait alone reads its own job, the cheaper answer; not one that asks right after a read, which
+                # is part of a burst that the socket hands out over a few turns of the loop. A read in a burst also
+                # makes room for the jobs of the read before: they ended about when these did, some after them.
+                in_burst = loop.time() - self._last_read < _BURST_GAP_S
+                if len(asked) > 1 or in_burst:
+                    answer = await self._read(len(asked) + (self._last_asked if in_burst else 0))
+                    self._last_read, self._last_asked = loop.time(), len(asked)
             finally:
-                asked.set_result(answer)  # None when cancelled: its waits read on their own
+                _answer(asked, answer)  # None when cancelled: its waits read on their own
 
     async def _read(self, asking: int) -> dict[int, dict[str, Any]] | None:
         try:
@@ -81,9 +93,14 @@ class SharedListRead:
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.cancel()
-        asked, self._next = self._next, None
-        if asked is not None and not asked.done():
-            asked.set_result(None)
+        asked, self._asked = self._asked, []
+        _answer(asked, None)
+
+
+def _answer(asked: list[asyncio.Future[Any]], answer: Any) -> None:
+    for waiter in asked:
+        if not waiter.done():  # a wait that was cancelled meanwhile has left
+            waiter.set_result(answer)
 
 
 def job_list_reads(client: AsyncEdgeImpulseClient, project_id: int) -> tuple[SharedListRead, SharedListRead]:
