@@ -233,8 +233,7 @@ class Subscription(EventQueue):
 
     def next(self, timeout: float | None) -> Awaitable[News | None]:
         """The next event, or ``None`` when ``timeout`` seconds pass without one."""
-        if self.dropped != self._noted_drops:
-            self._note_drops()
+        self._note_drops()
         waiter = self._wait()
         if waiter.done() or timeout is None:
             self._deadline = None
@@ -255,7 +254,10 @@ class Subscription(EventQueue):
         waiter.set_result(None)
 
     def _note_drops(self) -> None:
+        """Say in the log how many lines were dropped since the last note, if any were."""
         dropped = self.dropped - self._noted_drops
+        if not dropped:
+            return
         self._noted_drops = self.dropped
         self.hub.rate_limited.log(
             logging.WARNING,
@@ -270,8 +272,7 @@ class Subscription(EventQueue):
     async def aclose(self) -> None:
         if not self.closed:
             self.closed = True
-            if self.dropped != self._noted_drops:
-                self._note_drops()  # a wait that ended without reading again still says what it missed
+            self._note_drops()  # a wait that ended without reading again still says what it missed
             self._deadline = None
             await self.hub.unsubscribe(self)
 
@@ -285,13 +286,13 @@ class Deadlines:
     holds at most one live entry, and an entry superseded by an earlier one is skipped when it comes up.
     """
 
-    __slots__ = ("_armed", "_handle", "_heap", "_seq")
+    __slots__ = ("_entries", "_handle", "_heap", "_seq")
 
     def __init__(self) -> None:
         # Entries hold numbers only, and the subscriptions stay in a dict by entry number: a tuple of numbers is
         # no object for the garbage collector to scan, one that holds a subscription is, one per wait.
         self._heap: list[tuple[float, int]] = []
-        self._armed: dict[int, Subscription] = {}
+        self._entries: dict[int, Subscription] = {}
         self._handle: asyncio.TimerHandle | None = None
         self._seq = 0
 
@@ -300,7 +301,7 @@ class Deadlines:
             return  # its earlier entry re-queues it when due
         sub._armed = when
         self._seq += 1
-        self._armed[self._seq] = sub
+        self._entries[self._seq] = sub
         heapq.heappush(self._heap, (when, self._seq))
         handle = self._handle
         if handle is None or when < handle.when():
@@ -315,7 +316,7 @@ class Deadlines:
         now = asyncio.get_running_loop().time() + _CLOCK_RESOLUTION_S
         while heap and heap[0][0] <= now:
             when, seq = heapq.heappop(heap)
-            sub = self._armed.pop(seq)
+            sub = self._entries.pop(seq)
             if sub._armed == when:
                 sub._armed = None
                 sub._deadline_passed(now)
@@ -330,9 +331,9 @@ class Deadlines:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-        for sub in self._armed.values():
+        for sub in self._entries.values():
             sub._armed = None
-        self._armed.clear()
+        self._entries.clear()
         self._heap.clear()
 
 
