@@ -64,24 +64,67 @@ def outage_backoff(floor: float, cap: float) -> RetryPolicy:
     return RetryPolicy(base_delay=2 * floor, max_delay=max(cap, floor))
 
 
-class OutageWatch:
+class OutageLog:
     """
-    One wait's reads through outages. ``await watch.read(what, call)`` returns ``call()``'s result.
+    The log of one wait's outages: a warning when the first read fails, a note when a read succeeds again.
 
-    ``what`` names the wait in the log (``"Edge Impulse job 12"``). The watch is shared by every read of one
-    wait, so an outage seen by its status read and then by its log read is still one outage in the log.
+    ``what`` names the wait (``"Edge Impulse job 12"``); ``plan`` says what the wait does meanwhile. Shared by
+    every read of one wait, so an outage seen by its status read and then by its log read is one outage.
     """
+
+    def __init__(self, what: str, *, plan: str, logger: _Logger = log) -> None:
+        self.what = what
+        self.plan = plan
+        self.logger = logger
+        self._since: float | None = None
+        self._failed_reads = 0
+
+    @property
+    def in_outage(self) -> bool:
+        """Whether the last read failed: the outage it began is not over yet."""
+        return self._since is not None
+
+    def failed(self, read_what: str, err: BaseException) -> None:
+        self._failed_reads += 1
+        if self._since is not None:
+            return
+        self._since = time.monotonic()
+        self.logger.warning(
+            "%s: Edge Impulse did not answer the %s (%s); the wait goes on and %s",
+            self.what,
+            read_what,
+            _reason(err),
+            self.plan,
+        )
+
+    def answered(self) -> None:
+        if self._since is None:
+            return
+        lasted = time.monotonic() - self._since
+        self.logger.info(
+            "%s: Edge Impulse answers again, %.1f s after the first read that failed (%d failed reads); the wait "
+            "goes on",
+            self.what,
+            lasted,
+            self._failed_reads,
+        )
+        self._since = None
+        self._failed_reads = 0
+
+
+class OutageWatch(OutageLog):
+    """One wait's reads through outages, logged as an :class:`OutageLog`: ``await watch.read(what, call)``."""
 
     def __init__(
         self, what: str, *, floor: float = OUTAGE_FLOOR_S, cap: float = OUTAGE_CAP_S, logger: _Logger = log
     ) -> None:
-        self.what = what
         self.floor = clamp_seconds(floor, low=0.001, high=OUTAGE_CAP_S, default=OUTAGE_FLOOR_S)
         self.cap = clamp_seconds(cap, low=self.floor, high=OUTAGE_CAP_S, default=OUTAGE_CAP_S)
+        backoff = f"({self.floor:g} s to {self.cap:g} s)"
+        super().__init__(
+            what, plan=f"reads again with backoff {backoff} until Studio answers or the deadline passes", logger=logger
+        )
         self._policy: RetryPolicy | None = None
-        self.logger = logger
-        self._since: float | None = None
-        self._failed_reads = 0
 
     @classmethod
     def paced(cls, what: str, *, poll_interval: float, slowest: float, logger: _Logger = log) -> OutageWatch:
@@ -91,11 +134,6 @@ class OutageWatch:
         """
         floor = min(OUTAGE_FLOOR_S, poll_interval)
         return cls(what, floor=floor, cap=max(floor, min(OUTAGE_CAP_S, slowest)), logger=logger)
-
-    @property
-    def in_outage(self) -> bool:
-        """Whether the last read failed: the outage it began is not over yet."""
-        return self._since is not None
 
     @property
     def policy(self) -> RetryPolicy:
@@ -119,40 +157,11 @@ class OutageWatch:
                 if not is_transient(err):
                     raise
                 failures += 1
-                self._failed(read_what, err)
+                self.failed(read_what, err)
                 await asyncio.sleep(self.pause(failures))
                 continue
-            self._recovered()
+            self.answered()
             return result
-
-    def _failed(self, read_what: str, err: BaseException) -> None:
-        self._failed_reads += 1
-        if self._since is not None:
-            return
-        self._since = time.monotonic()
-        self.logger.warning(
-            "%s: Edge Impulse did not answer the %s (%s); the wait goes on and reads again with backoff "
-            "(%g s to %g s) until Studio answers or the deadline passes",
-            self.what,
-            read_what,
-            _reason(err),
-            self.floor,
-            self.cap,
-        )
-
-    def _recovered(self) -> None:
-        if self._since is None:
-            return
-        lasted = time.monotonic() - self._since
-        self.logger.info(
-            "%s: Edge Impulse answers again, %.1f s after the first read that failed (%d failed reads); the wait "
-            "goes on",
-            self.what,
-            lasted,
-            self._failed_reads,
-        )
-        self._since = None
-        self._failed_reads = 0
 
 
 def _reason(err: BaseException) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from datetime import timedelta
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.providers.common.compat.sdk import (
     AirflowException,
@@ -17,7 +17,11 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_edgeimpulse import trigger_events
 from airflow_provider_edgeimpulse.hooks.task import EdgeImpulseTaskMixin
+from airflow_provider_edgeimpulse.jobs.outage import OutageLog, is_transient
 from airflow_provider_edgeimpulse.studio import DEFAULT_CONN_ID
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context, PokeReturnValue
 
 
 class EdgeImpulseBaseSensor(EdgeImpulseTaskMixin, BaseSensorOperator):
@@ -38,6 +42,35 @@ class EdgeImpulseBaseSensor(EdgeImpulseTaskMixin, BaseSensorOperator):
         check_sensor_timing(kwargs)
         super().__init__(**kwargs)
         self.set_connection(edgeimpulse_conn_id, project_id)
+        self._outage: OutageLog | None = None
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        """
+        One :meth:`look` at Studio. A read that failed for a reason that passes (429, 5xx, no answer, a stall)
+        is a "not yet": the sensor pokes again at its interval until Studio answers or its ``timeout`` passes,
+        and the outage is logged once, not once per poke. An answer that cannot change (401, 403, 404) fails.
+        """
+        if self._outage is None:
+            plan = "pokes again at its interval until Studio answers or the sensor's timeout passes"
+            self._outage = OutageLog(self.waits_for(), plan=plan, logger=self.log)
+        try:
+            seen = self.look(context)
+        except Exception as err:
+            if is_transient(err):
+                self._outage.failed("poke's read", err)
+                return False
+            self._outage.answered()  # with an outcome that fails the task, or an answer that cannot change
+            raise
+        self._outage.answered()
+        return seen
+
+    def look(self, context: Context) -> bool | PokeReturnValue:
+        """Whether what the sensor waits for has happened, read from Studio once."""
+        raise NotImplementedError
+
+    def waits_for(self) -> str:
+        """What the sensor waits for, as its log names it."""
+        return f"Sensor {self.task_id}"
 
     def trigger_deadline(self) -> float:
         """The sensor's ``timeout`` as a UNIX time: absolute, so a triggerer restart does not extend it."""

@@ -41,8 +41,9 @@ class EdgeImpulseJobSensor(EdgeImpulseBaseSensor):
     not on timeout and not when a user kills the task: it did not start it.
 
     An unsuccessful job fails the task with ``AirflowFailException`` (the last log lines in the message), which
-    skips the task's retries: a finished job's outcome cannot change, so a retry could only fail again. Errors of
-    the wait itself (Studio unreachable, a bad key) are plain failures and are retried.
+    skips the task's retries: a finished job's outcome cannot change, so a retry could only fail again. A poke
+    that Studio does not answer (429, 5xx, no answer) is a "not yet" (see the base class); an answer that cannot
+    change (a bad key, an unknown job) is a plain failure, which the task's retries may repeat.
 
     :param job_id: the job to wait for. Templated.
     :param edgeimpulse_conn_id: the Airflow connection to Edge Impulse.
@@ -80,7 +81,10 @@ class EdgeImpulseJobSensor(EdgeImpulseBaseSensor):
     def _job_id(self) -> int:
         return positive_int("job_id", self.job_id)
 
-    def poke(self, context: Context) -> bool | PokeReturnValue:
+    def waits_for(self) -> str:
+        return f"Edge Impulse job {self._job_id()}"
+
+    def look(self, context: Context) -> bool | PokeReturnValue:
         job_id = self._job_id()
         job = self.hook.get_job_status(job_id)
         if not job.get("finished"):

@@ -12,13 +12,11 @@ from airflow.providers.common.compat.sdk import (
     AirflowException,
     AirflowSensorTimeout,
     AirflowSkipException,
-    BaseSensorOperator,
     PokeReturnValue,
     conf,
 )
 
 from airflow_provider_edgeimpulse.hooks.credentials import parse_project_id
-from airflow_provider_edgeimpulse.hooks.task import EdgeImpulseTaskMixin
 from airflow_provider_edgeimpulse.new_samples import watermark as wm
 from airflow_provider_edgeimpulse.new_samples.probe import DEFAULT_MAX_SAMPLE_IDS, NewSamples, probe_new_samples
 from airflow_provider_edgeimpulse.new_samples.query import (
@@ -33,7 +31,7 @@ from airflow_provider_edgeimpulse.new_samples.watch import (
     resolve_project_id,
     result_payload,
 )
-from airflow_provider_edgeimpulse.sensors._base import check_sensor_timing
+from airflow_provider_edgeimpulse.sensors._base import EdgeImpulseBaseSensor
 from airflow_provider_edgeimpulse.studio import DEFAULT_CONN_ID
 from airflow_provider_edgeimpulse.trigger_events import EVENT_STATUSES, TASK_SUCCESS, checked_event
 
@@ -46,7 +44,7 @@ T = TypeVar("T")
 PREVIOUS_WATERMARK_XCOM_KEY = "watermark_previous"
 
 
-class EdgeImpulseNewSamplesSensor(EdgeImpulseTaskMixin, BaseSensorOperator):
+class EdgeImpulseNewSamplesSensor(EdgeImpulseBaseSensor):
     """
     Succeed once at least ``min_new_samples`` samples newer than the watermark match the filters.
 
@@ -112,9 +110,7 @@ class EdgeImpulseNewSamplesSensor(EdgeImpulseTaskMixin, BaseSensorOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
-        check_sensor_timing(kwargs)
-        super().__init__(**kwargs)
-        self.set_connection(edgeimpulse_conn_id, project_id)
+        super().__init__(edgeimpulse_conn_id=edgeimpulse_conn_id, project_id=project_id, **kwargs)
         self.category = category
         self.labels = labels
         self.filename = filename
@@ -163,7 +159,7 @@ class EdgeImpulseNewSamplesSensor(EdgeImpulseTaskMixin, BaseSensorOperator):
             return super().execute(context)
         return self._execute_deferrable(context, spec)
 
-    def poke(self, context: Context) -> PokeReturnValue:
+    def look(self, context: Context) -> PokeReturnValue:
         spec = self.watch_spec()
         project_id, key, found = self._check(spec)
         if not spec.is_enough(found):

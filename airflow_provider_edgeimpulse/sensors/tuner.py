@@ -109,7 +109,10 @@ class EONTunerStateSensor(EdgeImpulseBaseSensor):
     def _selection(self) -> tuple[str, str, str | None]:
         return tuner.check_choice(self.metric, self.metric_mode, self.model_variant)
 
-    def poke(self, context: Context) -> bool | PokeReturnValue:
+    def waits_for(self) -> str:
+        return f"EON Tuner run {self._run_id()}"
+
+    def look(self, context: Context) -> bool | PokeReturnValue:
         run_id = self._run_id()
         selection = self._selection()
         state = self.hook.get_tuner_state(run_id)

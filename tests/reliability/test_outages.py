@@ -18,14 +18,18 @@ import time
 from typing import Any
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_edgeimpulse.exceptions import EdgeImpulseAPIError
 from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
 from airflow_provider_edgeimpulse.hooks.policy import DEFAULT_RETRY_POLICY
 from airflow_provider_edgeimpulse.jobs.blocking import wait_for_job_blocking
 from airflow_provider_edgeimpulse.jobs.waiter import WaitSettings
+from airflow_provider_edgeimpulse.sensors.job import EdgeImpulseJobSensor
+from airflow_provider_edgeimpulse.sensors.tuner import EONTunerStateSensor
 from airflow_provider_edgeimpulse.triggers.job import EdgeImpulseJobTrigger
 from airflow_provider_edgeimpulse.triggers.tuner import EONTunerStateTrigger
+from tests.operators.fakes import make_context
 from tests.tuner_util import STATE_ROUTE, STATUS_ROUTE, route_count, start_job, start_tuner
 
 SETTINGS = WaitSettings(safety_interval=1.0, poll_interval=0.2)
@@ -170,6 +174,76 @@ async def test_the_tuner_wait_reads_through_an_outage_and_reports_the_true_outco
     assert_one_outage_logged(capsys.readouterr().out.splitlines(), f"EON Tuner run {run_id}")
 
 
+POKE_INTERVAL_S = 0.2
+
+
+def outage_after_first_poke(em: Any, route: str, before: int, run_id: int, success: bool) -> dict[str, float]:
+    """Once a sensor has poked (it opens no socket), the outage begins, and inside it the job or run ends."""
+    deadline = time.monotonic() + 10
+    while route_count(em, route) <= before:
+        assert time.monotonic() < deadline, "the sensor never poked"
+        time.sleep(0.02)
+    seen = {"began": begin_outage(em)}
+    time.sleep(FINISH_AFTER_S)
+    em.finish_job(run_id, success)
+    return seen
+
+
+def poke_through_outage(em: Any, sensor: Any, route: str, run_id: int, success: bool) -> tuple[Any, float]:
+    """The sensor's poke-mode run through an outage: what it returned (or raised), and when the outage began."""
+    before = route_count(em, route)
+    seen: dict[str, float] = {}
+    outage = threading.Thread(target=lambda: seen.update(outage_after_first_poke(em, route, before, run_id, success)))
+    outage.start()
+    try:
+        result: Any = sensor.execute(make_context())
+    except AirflowFailException as err:
+        result = err
+    finally:
+        outage.join(30)
+    assert_outlasted_the_request_budget(em, route, before)
+    return result, seen["began"]
+
+
+@pytest.mark.parametrize("success", [True, False], ids=["success", "failure"])
+def test_the_job_sensor_in_poke_mode_pokes_through_an_outage_and_reports_the_true_outcome(
+    edgeimpulse_emulator: Any, capsys: pytest.CaptureFixture[str], success: bool
+) -> None:
+    em = edgeimpulse_emulator
+    em.configure(job_duration=None)
+    job_id = start_job(em)
+    sensor = EdgeImpulseJobSensor(task_id="wait_job", job_id=job_id, poke_interval=POKE_INTERVAL_S, timeout=DEADLINE_S)
+    result, began = poke_through_outage(em, sensor, STATUS_ROUTE, job_id, success)
+    assert time.monotonic() - began >= OUTAGE_S, "the end was read only once Studio answered again"
+    if success:
+        assert (result["status"], result["success"]) == ("success", True), result
+    else:
+        assert isinstance(result, AirflowFailException), result
+        assert f"Edge Impulse job {job_id} finished unsuccessfully" in str(result)
+    # The sensor logs through Airflow's task logger, which prints.
+    assert_one_outage_logged(capsys.readouterr().out.splitlines(), f"job {job_id}")
+
+
+@pytest.mark.parametrize("success", [True, False], ids=["success", "failure"])
+def test_the_tuner_sensor_in_poke_mode_pokes_through_an_outage_and_reports_the_true_outcome(
+    edgeimpulse_emulator: Any, capsys: pytest.CaptureFixture[str], success: bool
+) -> None:
+    em = edgeimpulse_emulator
+    em.configure(job_duration=None)
+    run_id = start_tuner(em)
+    sensor = EONTunerStateSensor(
+        task_id="wait_tuner", tuner_coordinator_job_id=run_id, poke_interval=POKE_INTERVAL_S, timeout=DEADLINE_S
+    )
+    result, began = poke_through_outage(em, sensor, STATE_ROUTE, run_id, success)
+    assert time.monotonic() - began >= OUTAGE_S
+    if success:
+        assert result["running"] is False and result["job_error"] is None, result
+    else:
+        assert isinstance(result, AirflowFailException), result
+    # The sensor logs through Airflow's task logger, which prints.
+    assert_one_outage_logged(capsys.readouterr().out.splitlines(), f"EON Tuner run {run_id}")
+
+
 STALLING_CONN_ID = "edgeimpulse_stalling"
 REQUEST_TIMEOUT_S = 0.3
 STALL_S = 12.0  # over one read's budget: max_attempts timeouts plus the client's backoff between them (< 10 s)
@@ -248,6 +322,15 @@ async def test_an_answer_that_cannot_change_ends_the_deferred_wait(edgeimpulse_e
     assert event.payload["status"] == "error", event.payload  # not a timeout: it did not wait for the deadline
     assert f"HTTP {status}" in event.payload["message"]
     assert await asyncio.to_thread(route_count, em, STATUS_ROUTE) - before <= READS_AFTER_FINAL_ANSWER
+
+
+def test_an_unknown_job_fails_the_poke_at_once(edgeimpulse_emulator: Any) -> None:
+    em = edgeimpulse_emulator
+    sensor = EdgeImpulseJobSensor(task_id="wait_job", job_id=987654, poke_interval=POKE_INTERVAL_S, timeout=DEADLINE_S)
+    with pytest.raises(EdgeImpulseAPIError) as info:
+        sensor.execute(make_context())
+    assert info.value.status == 404
+    assert route_count(em, STATUS_ROUTE) == 1
 
 
 async def test_an_unknown_job_ends_the_deferred_wait_at_once(edgeimpulse_emulator: Any) -> None:

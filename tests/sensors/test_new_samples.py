@@ -131,6 +131,22 @@ def test_poke_mode_fires_on_the_new_uploads_and_advances_the_watermark(edgeimpul
     assert again.join()["sample_ids"] == later
 
 
+def test_poke_mode_goes_on_through_an_outage_and_fires_on_what_landed_in_it(edgeimpulse_emulator, capsys):
+    em = edgeimpulse_emulator
+    store = wm.MemoryWatermarkStore()
+    baseline = max(sample_ids(em))
+    run = Background(sensor(store, timeout=60), make_context())
+    wait_until(lambda: stored(store) == baseline)
+    # Longer than one read's retry budget, whose attempts a Retry-After: 0 spends at once.
+    em.fault(status=429, retry_after=0, path="/raw-data", duration_s=1.0)
+    em.fault(status=503, path="/raw-data", duration_s=3.0)
+    new = upload(em, 1)
+    assert run.join(30)["sample_ids"] == new
+    lines = capsys.readouterr().out.splitlines()
+    assert len([line for line in lines if "did not answer" in line]) == 1, "one outage, logged once"
+    assert len([line for line in lines if "answers again" in line]) == 1
+
+
 def test_deleting_old_samples_neither_fires_nor_hides_new_ones(edgeimpulse_emulator):
     em = edgeimpulse_emulator
     old = sample_ids(em)
