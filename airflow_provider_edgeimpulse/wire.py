@@ -43,13 +43,15 @@ class WireLimits:
     """
     Upper bounds on what one server may make us hold, far above anything Studio sends.
 
-    ``max_response_bytes`` bounds one REST answer read into memory (downloads stream and are bounded by
-    the artefact size instead); ``max_frame_bytes`` bounds one WebSocket message (a bigger one ends that
-    socket); ``max_queued_events`` bounds the events a single wait's subscription buffers before it drops
-    (with a counted note) what cannot be coalesced; ``max_redirects`` bounds the redirects one request follows.
+    ``max_response_bytes`` bounds one REST answer read into memory; ``max_download_bytes`` one deployment
+    download, as written to disk or object storage (decoded, so a small gzip answer cannot unpack into a full
+    disk); ``max_frame_bytes`` bounds one WebSocket message (a bigger one ends that socket);
+    ``max_queued_events`` bounds the events a single wait's subscription buffers before it drops (with a counted
+    note) what cannot be coalesced; ``max_redirects`` bounds the redirects one request follows.
     """
 
     max_response_bytes: int = 64 * MIB
+    max_download_bytes: int = 4096 * MIB
     max_frame_bytes: int = 16 * MIB
     max_queued_events: int = 10_000
     max_redirects: int = 5

@@ -157,6 +157,7 @@ def _parse_flag(name: str, value: Any) -> bool:
 # Connection extras that set a ``WireLimits`` bound: extra -> (field, bytes per unit, unit as said in errors).
 _LIMIT_EXTRAS = {
     "max_response_mib": ("max_response_bytes", MIB, "MiB"),
+    "max_download_mib": ("max_download_bytes", MIB, "MiB"),
     "max_socket_frame_mib": ("max_frame_bytes", MIB, "MiB"),
     "max_queued_events": ("max_queued_events", 1, "events"),
 }

@@ -154,8 +154,10 @@ class ArtefactDownload:
     then moved); ``into_directory`` says which ``dest`` is where the store cannot tell (an empty prefix).
 
     ``deadline`` (a ``time.monotonic()`` value) ends the download wherever it is; ``timeout_s`` is how it was set,
-    for the message. Into a directory, the server's name never replaces another file: an identical file of that
-    name is kept as the result, otherwise the next free ``<stem>-<n><ext>`` is used. A named file is replaced.
+    for the message. ``max_bytes`` bounds what is written (the connection's ``max_download_bytes``): a longer
+    download, announced or found, is an error. Into a directory, the server's name never replaces another file:
+    an identical file of that name is kept as the result, otherwise the next free ``<stem>-<n><ext>`` is used.
+    A named file is replaced.
     """
 
     def __init__(
@@ -166,6 +168,7 @@ class ArtefactDownload:
         default_name: str,
         deadline: float,
         timeout_s: float,
+        max_bytes: int,
         path: str,
         scrub: Callable[[str], str],
         log: Any,
@@ -176,6 +179,7 @@ class ArtefactDownload:
         self.default_name = default_name
         self.deadline = deadline
         self.timeout_s = timeout_s
+        self.max_bytes = max_bytes
         self.path = path
         self.scrub = scrub
         self.log = log
@@ -203,6 +207,11 @@ class ArtefactDownload:
                 # Not an artefact whatever follows: read only enough of it to say what it is.
                 self._read(deadline, None, limit=_HEAD_BYTES)
                 raise self._not_an_artefact()
+            announced = self.response.headers.get("Content-Length", "").strip()
+            # Content-Length counts encoded bytes: only a plain answer's says how much would be written.
+            plain = not self.response.headers.get("Content-Encoding")
+            if plain and announced.isdigit() and int(announced) > self.max_bytes:
+                raise self._too_big(f"it announces {announced} bytes")
             out, tmp = store.create_temp(directory)
             try:
                 try:
@@ -235,6 +244,8 @@ class ArtefactDownload:
                 self.size += len(chunk)
                 if limit is not None and self.size >= limit:
                     return
+                if self.size > self.max_bytes:
+                    raise self._too_big(f"{self.size} bytes had arrived")
         except Exception as exc:
             if deadline.passed():
                 raise self._too_slow() from None
@@ -245,6 +256,12 @@ class ArtefactDownload:
             raise
         if deadline.passed():
             raise self._too_slow()
+
+    def _too_big(self, seen: str) -> EdgeImpulseAPIError:
+        return self.error(
+            f"download is larger than the limit of {self.max_bytes} bytes (the connection extra max_download_mib "
+            f"raises it; {seen}); nothing was saved"
+        )
 
     def _too_slow(self) -> EdgeImpulseAPIError:
         return self.error(

@@ -664,6 +664,7 @@ class EdgeImpulseHook(BaseHook):
                 default_name=f"{self.project_id}-{format}-{engine}",
                 deadline=started + limit,
                 timeout_s=limit,
+                max_bytes=self.credentials.limits.max_download_bytes,
                 path=path,
                 scrub=self.session.scrub,
                 log=self.log,

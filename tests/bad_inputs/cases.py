@@ -381,6 +381,12 @@ def _(env: Env) -> Call:
     return lambda: env.hook().get_impulse()
 
 
+@case("conn-max-download-mib-zero", EdgeImpulseConnectionError, "max_download_mib", "'0'", remote=LOCAL)
+def _(env: Env) -> Call:
+    env.set_connection(extra__max_download_mib="0")
+    return lambda: env.hook().get_impulse()
+
+
 @case("conn-api-key-trailing-newline", EdgeImpulseConnectionError, "password (the API key)", "line break", remote=LOCAL)
 def _(env: Env) -> Call:
     env.set_connection(password=env.em.api_key + "\n")

@@ -49,10 +49,10 @@ def scripted_hook(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Script]
     """A hook whose Studio is a scripted loopback server."""
     with ExitStack() as stack:
 
-        def make(script: Script) -> EdgeImpulseHook:
+        def make(script: Script, **extra: Any) -> EdgeImpulseHook:
             server = stack.enter_context(scripted_server(script))
             conn = {"conn_type": "edgeimpulse", "host": server.url, "password": "ei_scripted_key"}
-            set_connection(monkeypatch, "ei_scripted", {**conn, "extra": {"project_id": 1}})
+            set_connection(monkeypatch, "ei_scripted", {**conn, "extra": {"project_id": 1, **extra}})
             hook = EdgeImpulseHook(edgeimpulse_conn_id="ei_scripted", retry_policy=FAST_POLICY)
             stack.callback(hook.close)
             return hook
@@ -202,6 +202,46 @@ def test_a_gzip_encoded_answer_cut_short_is_not_saved(scripted_hook: Any, tmp_pa
     hook = scripted_hook(send(head + packed[: len(packed) // 2]))
     with pytest.raises(EdgeImpulseAPIError, match="broke off after"):
         hook.download_deployment(tmp_path / "model.zip", "zip", "tflite-eon")
+    assert leftovers(tmp_path) == []
+
+
+# -- downloads larger than the connection allows ---------------------------------------------------------------
+
+SMALL_LIMIT_MIB = 0.05  # 52,428 bytes
+SMALL_LIMIT_BYTES = int(SMALL_LIMIT_MIB * 1024 * 1024)
+
+
+def test_a_download_over_the_limit_is_cut_off_and_nothing_is_saved(scripted_hook: Any, tmp_path: Path) -> None:
+    data = bytes(range(256)) * 1000  # 256,000 bytes, no length announced
+    head = response_head(Content_Type="application/octet-stream", Connection="close")
+    hook = scripted_hook(send(head + data), max_download_mib=SMALL_LIMIT_MIB)
+    with pytest.raises(EdgeImpulseAPIError, match=f"larger than the limit of {SMALL_LIMIT_BYTES} bytes") as info:
+        hook.download_deployment(tmp_path, "runner-linux-aarch64", "tflite")
+    assert "max_download_mib" in str(info.value)
+    assert leftovers(tmp_path) == []
+
+
+def test_a_small_gzip_answer_that_unpacks_past_the_limit_is_cut_off(scripted_hook: Any, tmp_path: Path) -> None:
+    packed = gzip.compress(bytes(20 * SMALL_LIMIT_BYTES))
+    assert len(packed) < SMALL_LIMIT_BYTES // 10  # what is sent is far below the limit; what it unpacks to is not
+    head = response_head(
+        Content_Type="application/zip", Content_Encoding="gzip", Content_Length=str(len(packed)), Connection="close"
+    )
+    hook = scripted_hook(send(head + packed), max_download_mib=SMALL_LIMIT_MIB)
+    with pytest.raises(EdgeImpulseAPIError, match="larger than the limit"):
+        hook.download_deployment(tmp_path / "model.zip", "zip", "tflite-eon")
+    assert leftovers(tmp_path) == []
+
+
+def test_an_announced_length_over_the_limit_is_refused_before_the_body_is_read(
+    scripted_hook: Any, tmp_path: Path
+) -> None:
+    # The body never comes: only the announced length can end this download before its deadline.
+    head = response_head(Content_Type="application/zip", Content_Length=str(10 * SMALL_LIMIT_BYTES))
+    hook = scripted_hook(drip(head, every_s=0.1), max_download_mib=SMALL_LIMIT_MIB)
+    result, error = bounded(lambda: hook.download_deployment(tmp_path, "zip", "tflite-eon", download_timeout=20))
+    assert isinstance(error, EdgeImpulseAPIError), (result, error)
+    assert f"it announces {10 * SMALL_LIMIT_BYTES} bytes" in str(error)
     assert leftovers(tmp_path) == []
 
 
