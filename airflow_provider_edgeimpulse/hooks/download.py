@@ -10,7 +10,8 @@ What "complete" can mean depends on the answer. A zip (by its content type, its 
 open as a zip: its central directory sits at the very end, so a zip cut short anywhere does not open. Any other
 artefact is as complete as HTTP can tell: its ``Content-Length`` (compared with the bytes on the wire, so a
 gzip-encoded answer is measured as sent) or its chunked framing; a body without either ends when the connection
-does, and a cut there cannot be told from the end (a warning says so).
+does, and a cut there cannot be told from the end (a warning says so). ``Transfer-Encoding: gzip``, which the HTTP
+client leaves as it came, is undone here; its end must arrive too.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import threading
 import time
 import unicodedata
 import zipfile
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from email.message import Message
 from pathlib import Path
 from typing import Any, TypedDict
@@ -58,6 +60,9 @@ _PREVIEW_CHARS = 200
 _ZIP_TYPES = frozenset({"application/zip", "application/x-zip", "application/x-zip-compressed"})
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header, or the end record of an empty zip
 _HTML_STARTS = (b"<!doctype html", b"<html", b"<?xml")
+# Transfer codings the HTTP client undoes itself (chunked) or that change nothing; gzip is undone here.
+_PLAIN_TRANSFER_CODINGS = frozenset({"chunked", "identity"})
+_GZIP_TRANSFER_CODINGS = (["gzip"], ["x-gzip"])
 
 
 class DownloadResult(TypedDict):
@@ -188,6 +193,8 @@ class ArtefactDownload:
         self.filename, refused = server_filename(headers.get("Content-Disposition"))
         if refused is not None:
             log.warning("Edge Impulse GET %s: not using the file name the server gave: %s", path, scrub(refused))
+        codings = (headers.get("Transfer-Encoding") or "").lower().split(",")
+        self.transfer_codings = [c.strip() for c in codings if c.strip() and c.strip() not in _PLAIN_TRANSFER_CODINGS]
         self.store: _LocalStore | _ObjectStore = _ObjectStore() if is_object_path(dest) else _LocalStore()
         self.into_directory = dest.is_dir() if into_directory is None else into_directory
         self.head = b""
@@ -203,6 +210,11 @@ class ArtefactDownload:
         directory = self.dest if self.into_directory else self.dest.parent
         store = self.store
         with _Deadline(self.response, self.deadline) as deadline:
+            if self.transfer_codings and self.transfer_codings not in _GZIP_TRANSFER_CODINGS:
+                raise self.error(
+                    f"download arrived in the transfer coding {', '.join(self.transfer_codings)!r}, which cannot be "
+                    "undone here (gzip can); nothing was saved"
+                )
             if _is_document(self.media_type):
                 # Not an artefact whatever follows: read only enough of it to say what it is.
                 self._read(deadline, None, limit=_HEAD_BYTES)
@@ -232,20 +244,24 @@ class ArtefactDownload:
         }
 
     def _read(self, deadline: _Deadline, out: Any, *, limit: int | None = None) -> None:
+        gunzip = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if self.transfer_codings else None
         try:
-            for chunk in self.response.iter_content(chunk_size=DOWNLOAD_CHUNK_BYTES):
-                if deadline.passed():
-                    break
-                if len(self.head) < _HEAD_BYTES:
-                    self.head += chunk[: _HEAD_BYTES - len(self.head)]
-                if out is not None:
-                    out.write(chunk)
-                self.digest.update(chunk)
-                self.size += len(chunk)
-                if limit is not None and self.size >= limit:
-                    return
-                if self.size > self.max_bytes:
-                    raise self._too_big(f"{self.size} bytes had arrived")
+            for received in self.response.iter_content(chunk_size=DOWNLOAD_CHUNK_BYTES):
+                for chunk in (received,) if gunzip is None else _inflated(gunzip, received):
+                    if deadline.passed():
+                        raise self._too_slow()
+                    if len(self.head) < _HEAD_BYTES:
+                        self.head += chunk[: _HEAD_BYTES - len(self.head)]
+                    if out is not None:
+                        out.write(chunk)
+                    self.digest.update(chunk)
+                    self.size += len(chunk)
+                    if limit is not None and self.size >= limit:
+                        return
+                    if self.size > self.max_bytes:
+                        raise self._too_big(f"{self.size} bytes had arrived")
+        except EdgeImpulseAPIError:
+            raise
         except Exception as exc:
             if deadline.passed():
                 raise self._too_slow() from None
@@ -253,9 +269,15 @@ class ArtefactDownload:
                 raise self.error(
                     f"download broke off after {self.size} bytes ({_reason(exc)}); nothing was saved"
                 ) from None
+            if isinstance(exc, zlib.error):
+                raise self.error(f"download's gzip transfer coding is corrupt ({exc}); nothing was saved") from None
             raise
         if deadline.passed():
             raise self._too_slow()
+        if gunzip is not None and not gunzip.eof:
+            raise self.error(
+                f"download broke off after {self.size} bytes (its gzip transfer coding did not end); nothing was saved"
+            )
 
     def _too_big(self, seen: str) -> EdgeImpulseAPIError:
         return self.error(
@@ -423,6 +445,17 @@ class _ObjectStore:
         with contextlib.suppress(FileNotFoundError):
             if tmp.exists():
                 tmp.fs.rm(tmp.path)
+
+
+def _inflated(gunzip: Any, data: bytes) -> Iterator[bytes]:
+    """What ``data`` unpacks to, in pieces of at most ``DOWNLOAD_CHUNK_BYTES``: a small gzip cannot fill memory."""
+    while True:
+        piece = gunzip.decompress(data, DOWNLOAD_CHUNK_BYTES)
+        if piece:
+            yield piece
+        data = gunzip.unconsumed_tail
+        if not data and len(piece) < DOWNLOAD_CHUNK_BYTES:
+            return
 
 
 def _is_document(media_type: str) -> bool:

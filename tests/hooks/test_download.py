@@ -205,6 +205,44 @@ def test_a_gzip_encoded_answer_cut_short_is_not_saved(scripted_hook: Any, tmp_pa
     assert leftovers(tmp_path) == []
 
 
+def chunked(data: bytes, *, end: bool = True) -> bytes:
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n" + (b"0\r\n\r\n" if end else b"")
+
+
+@pytest.mark.parametrize("framing", ["until close", "chunked"])
+def test_a_gzip_transfer_coding_is_undone(scripted_hook: Any, tmp_path: Path, framing: str) -> None:
+    # Not a zip, so only the bytes themselves can tell the artefact from its gzip coding.
+    data = bytes(range(256)) * 400
+    packed = gzip.compress(data)
+    if framing == "chunked":
+        head = response_head(Content_Type="application/octet-stream", Transfer_Encoding="gzip, chunked")
+        body = chunked(packed)
+    else:
+        head = response_head(Content_Type="application/octet-stream", Transfer_Encoding="gzip", Connection="close")
+        body = packed
+    hook = scripted_hook(send(head + body))
+    result = hook.download_deployment(tmp_path / "firmware.bin", "runner-linux-aarch64", "tflite")
+    assert Path(result["path"]).read_bytes() == data
+    assert (result["size"], result["sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
+
+
+def test_a_gzip_transfer_coding_cut_short_is_not_saved(scripted_hook: Any, tmp_path: Path) -> None:
+    packed = gzip.compress(bytes(range(256)) * 400)
+    head = response_head(Content_Type="application/octet-stream", Transfer_Encoding="gzip", Connection="close")
+    hook = scripted_hook(send(head + packed[: len(packed) // 2]))
+    with pytest.raises(EdgeImpulseAPIError, match="gzip transfer coding did not end"):
+        hook.download_deployment(tmp_path / "firmware.bin", "runner-linux-aarch64", "tflite")
+    assert leftovers(tmp_path) == []
+
+
+def test_a_transfer_coding_that_cannot_be_undone_is_refused(scripted_hook: Any, tmp_path: Path) -> None:
+    head = response_head(Content_Type="application/octet-stream", Transfer_Encoding="br, chunked")
+    hook = scripted_hook(send(head + chunked(b"\x0b\x02\x80hello\x03")))
+    with pytest.raises(EdgeImpulseAPIError, match="transfer coding 'br'"):
+        hook.download_deployment(tmp_path / "firmware.bin", "runner-linux-aarch64", "tflite")
+    assert leftovers(tmp_path) == []
+
+
 # -- downloads larger than the connection allows ---------------------------------------------------------------
 
 SMALL_LIMIT_MIB = 0.05  # 52,428 bytes
@@ -230,6 +268,15 @@ def test_a_small_gzip_answer_that_unpacks_past_the_limit_is_cut_off(scripted_hoo
     hook = scripted_hook(send(head + packed), max_download_mib=SMALL_LIMIT_MIB)
     with pytest.raises(EdgeImpulseAPIError, match="larger than the limit"):
         hook.download_deployment(tmp_path / "model.zip", "zip", "tflite-eon")
+    assert leftovers(tmp_path) == []
+
+
+def test_a_gzip_transfer_coding_that_unpacks_past_the_limit_is_cut_off(scripted_hook: Any, tmp_path: Path) -> None:
+    packed = gzip.compress(bytes(20 * SMALL_LIMIT_BYTES))
+    head = response_head(Content_Type="application/octet-stream", Transfer_Encoding="gzip", Connection="close")
+    hook = scripted_hook(send(head + packed), max_download_mib=SMALL_LIMIT_MIB)
+    with pytest.raises(EdgeImpulseAPIError, match="larger than the limit"):
+        hook.download_deployment(tmp_path / "firmware.bin", "runner-linux-aarch64", "tflite")
     assert leftovers(tmp_path) == []
 
 
