@@ -93,7 +93,7 @@ class OutageLog:
             "%s: Edge Impulse did not answer the %s (%s); the wait goes on and %s",
             self.what,
             read_what,
-            _reason(err),
+            reason(err),
             self.plan,
         )
 
@@ -164,7 +164,8 @@ class OutageWatch(OutageLog):
             return result
 
 
-def _reason(err: BaseException) -> str:
+def reason(err: BaseException) -> str:
+    """A failed read's cause for a log line: the API error's text, or the transport error's type."""
     if isinstance(err, EdgeImpulseAPIError):
         return str(err)
     return type(err).__name__

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from airflow.providers.common.compat.sdk import (
     AirflowException,
@@ -17,11 +18,13 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_edgeimpulse import trigger_events
 from airflow_provider_edgeimpulse.hooks.task import EdgeImpulseTaskMixin
-from airflow_provider_edgeimpulse.jobs.outage import OutageLog, is_transient
+from airflow_provider_edgeimpulse.jobs.outage import OutageLog, is_transient, reason
 from airflow_provider_edgeimpulse.studio import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context, PokeReturnValue
+
+T = TypeVar("T")
 
 
 class EdgeImpulseBaseSensor(EdgeImpulseTaskMixin, BaseSensorOperator):
@@ -67,6 +70,25 @@ class EdgeImpulseBaseSensor(EdgeImpulseTaskMixin, BaseSensorOperator):
     def look(self, context: Context) -> bool | PokeReturnValue:
         """Whether what the sensor waits for has happened, read from Studio once."""
         raise NotImplementedError
+
+    def read_before_deferring(self, read: Callable[[], T]) -> T | None:
+        """
+        ``read()``, the look a deferrable sensor takes before it defers; ``None`` when Studio did not answer for a
+        reason that passes. The sensor defers then all the same: its trigger reads on through the outage until
+        the sensor's ``timeout``, as a poking sensor would, instead of the task failing at its first read.
+        """
+        try:
+            return read()
+        except Exception as err:
+            if not is_transient(err):
+                raise
+            self.log.warning(
+                "%s: Edge Impulse did not answer before deferring (%s); deferring all the same, the triggerer reads "
+                "on until Studio answers or the sensor's timeout passes",
+                self.waits_for(),
+                reason(err),
+            )
+            return None
 
     def waits_for(self) -> str:
         """What the sensor waits for, as its log names it."""

@@ -99,13 +99,15 @@ class EdgeImpulseJobSensor(EdgeImpulseBaseSensor):
         from airflow_provider_edgeimpulse.triggers.job import EdgeImpulseJobTrigger
 
         job_id = self._job_id()
-        job = self.hook.get_job_status(job_id)
-        if job.get("finished"):
+        job = self.read_before_deferring(lambda: self.hook.get_job_status(job_id))
+        if job is not None and job.get("finished"):
             try:
                 return self._settle(self._outcome(job_id, job))
             except AirflowFailException as err:
                 self.fail_outside_poke(err)
-        self.log.info("Edge Impulse job %s is running; waiting in the triggerer", job_id)
+        self.log.info(
+            "Edge Impulse job %s is %s; waiting in the triggerer", job_id, "running" if job else "not read yet"
+        )
         trigger = EdgeImpulseJobTrigger(
             job_id=job_id,
             project_id=self.hook.project_id,

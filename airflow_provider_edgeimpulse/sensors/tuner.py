@@ -129,13 +129,14 @@ class EONTunerStateSensor(EdgeImpulseBaseSensor):
 
         run_id = self._run_id()
         metric, mode, variant = self._selection()
-        state = self.hook.get_tuner_state(run_id)
-        if not tuner.is_running(state):
+        state = self.read_before_deferring(lambda: self.hook.get_tuner_state(run_id))
+        if state is not None and not tuner.is_running(state):
             try:
                 return self._finish(run_id, state, metric, mode, variant)
             except AirflowFailException as err:
                 self.fail_outside_poke(err)
-        self.log.info("EON Tuner run %s is running (%s); waiting in the triggerer", run_id, tuner.progress_line(state))
+        progress = tuner.progress_line(state) if state is not None else "its state not read yet"
+        self.log.info("EON Tuner run %s is running (%s); waiting in the triggerer", run_id, progress)
         trigger = EONTunerStateTrigger(
             project_id=self.hook.project_id,
             tuner_coordinator_job_id=run_id,

@@ -18,7 +18,8 @@ import time
 from typing import Any
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
+from airflow.triggers.base import TaskSuccessEvent
 
 from airflow_provider_edgeimpulse.exceptions import EdgeImpulseAPIError
 from airflow_provider_edgeimpulse.hooks.edgeimpulse import EdgeImpulseHook
@@ -242,6 +243,53 @@ def test_the_tuner_sensor_in_poke_mode_pokes_through_an_outage_and_reports_the_t
         assert isinstance(result, AirflowFailException), result
     # The sensor logs through Airflow's task logger, which prints.
     assert_one_outage_logged(capsys.readouterr().out.splitlines(), f"EON Tuner run {run_id}")
+
+
+def succeeded(event: Any) -> bool:
+    """A success event, or the end of the task that Airflow 3 lets a trigger make itself."""
+    return isinstance(event, TaskSuccessEvent) or event.payload.get("status") == "success"
+
+
+def deferred_through_outage(em: Any, sensor: Any, capsys: pytest.CaptureFixture[str]) -> Any:
+    """Studio answers only 429 (Retry-After: 0) when the deferrable sensor reads before deferring: it defers."""
+    em.fault(status=429, retry_after=0, duration_s=RATE_LIMITED_S)
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(make_context())
+    assert "did not answer before deferring" in capsys.readouterr().out
+    return deferred.value.trigger
+
+
+@pytest.mark.parametrize("success", [True, False], ids=["success", "failure"])
+async def test_a_deferrable_job_sensor_defers_through_an_outage_and_its_trigger_reports_the_true_outcome(
+    edgeimpulse_emulator: Any, capsys: pytest.CaptureFixture[str], success: bool
+) -> None:
+    em = edgeimpulse_emulator
+    em.configure(job_duration=None)
+    job_id = await asyncio.to_thread(start_job, em)
+    sensor = EdgeImpulseJobSensor(
+        task_id="wait_job", job_id=job_id, deferrable=True, poll_interval=SETTINGS.poll_interval, timeout=DEADLINE_S
+    )
+    trigger = await asyncio.to_thread(deferred_through_outage, em, sensor, capsys)
+    waiting = asyncio.ensure_future(first_event(trigger))
+    await asyncio.to_thread(em.finish_job, job_id, success)
+    event = await waiting
+    assert succeeded(event) if success else event.payload["status"] == "failure", event
+
+
+async def test_a_deferrable_tuner_sensor_defers_through_an_outage_and_its_trigger_reports_the_end(
+    edgeimpulse_emulator: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    em = edgeimpulse_emulator
+    em.configure(job_duration=None)
+    run_id = await asyncio.to_thread(start_tuner, em)
+    sensor = EONTunerStateSensor(
+        task_id="wait_tuner", tuner_coordinator_job_id=run_id, deferrable=True, state_poll_interval=0.2, timeout=60
+    )
+    trigger = await asyncio.to_thread(deferred_through_outage, em, sensor, capsys)
+    waiting = asyncio.ensure_future(first_event(trigger))
+    await asyncio.to_thread(em.finish_job, run_id, True)
+    event = await waiting
+    assert succeeded(event), event
 
 
 STALLING_CONN_ID = "edgeimpulse_stalling"
