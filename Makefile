@@ -58,11 +58,11 @@ e2e: venv browser services
 venv-af2: $(AF2_STAMP)
 
 # pytest-timeout only here, as a hang guard: a dag.test() run on 2.11 whose sensor never fires loops for its hour.
-$(AF2_STAMP): pyproject.toml
+$(AF2_STAMP): pyproject.toml tests/e2e/airflow-pins/2.11.txt
 	$(PYTHON) -m venv $(AF2_VENV)
 	$(AF2_BIN)/python -m pip install --quiet --upgrade pip uv
 	$(AF2_BIN)/uv pip install --quiet --python $(AF2_BIN)/python "apache-airflow==$(AF2_VERSION)" \
-		"pytest-timeout==2.4.0" -e ".[test,bench]"
+		"pytest-timeout==2.4.0" -r tests/e2e/airflow-pins/2.11.txt -e ".[test,bench]"
 	touch $@
 
 # Unit tests and dag.test() runs on Airflow 2.11; tests/conftest.py gives it its own AIRFLOW_HOME in $(AF2_VENV)

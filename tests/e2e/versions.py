@@ -43,10 +43,10 @@ TASK_STATE_STORE_SINCE = (3, 3)  # before it, a job id waits for the retry in an
 TRIGGER_ON_KILL_SINCE = (3, 3)  # before it, a user's stop of a deferred task only cancels the trigger's coroutine
 TASK_OUTPUT_IN_SCHEDULER_LOG_SINCE = (3, 2)  # the LocalExecutor relays what a task prints into the scheduler's log
 UV = Path(sys.executable).with_name("uv")
-# Without Airflow's constraints file, what an Airflow line needs beside its own ``==`` pin: newer releases of its
-# web stack than it was released with break it (3.2.2's execution API fails to build on cadwyn 9 / FastAPI 0.165:
-# "Model 'TITerminalStatePayload' needs a discriminator field"). Known-good releases, found by running the stack.
-FALLBACK_PINS: dict[str, tuple[str, ...]] = {"3.2": ("fastapi==0.136.3", "cadwyn==7.0.0")}
+# Without Airflow's constraints file, what an Airflow line needs beside its own ``==`` pin, one file per line
+# (``<major>.<minor>.txt``, each saying why): newer releases of its dependencies than it was released with can
+# break it. The Makefile installs the 2.11 file into the unit-test venv of Airflow 2.11 too.
+PINS_DIR = Path(__file__).with_name("airflow-pins")
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,11 @@ def build_wheel(dist: Path, log: Path) -> Path:
 
 
 def _fallback_pins(airflow_version: str) -> tuple[str, ...]:
-    return FALLBACK_PINS.get(".".join(airflow_version.split(".")[:2]), ())
+    pins = PINS_DIR / f"{'.'.join(airflow_version.split('.')[:2])}.txt"
+    if not pins.is_file():
+        return ()
+    lines = (line.strip() for line in pins.read_text().splitlines())
+    return tuple(line for line in lines if line and not line.startswith("#"))
 
 
 def venv_key(airflow_version: str) -> str:
