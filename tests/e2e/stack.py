@@ -71,6 +71,8 @@ ADMIN_USER = "admin"
 EMULATOR_PROJECT_ID = 1
 WATCHER_POLL_INTERVAL_S = 2
 SQLITE_LOCK_WAIT_S = 60
+# Past the SQLite lock wait, so a call that waited on the lock ends with the server's own answer, not the client's.
+API_TIMEOUT_S = SQLITE_LOCK_WAIT_S + 30
 _DB_ARGS_MODULE = "edgeimpulse_e2e_db_args"  # written into the stack's AIRFLOW_HOME, which is on PYTHONPATH
 _HOSTNAME_MODULE = "edgeimpulse_e2e_hostname"  # likewise: ``[core] hostname_callable`` of the Celery workers
 _HOSTNAME_VAR = "EDGEIMPULSE_E2E_HOSTNAME"
@@ -647,7 +649,12 @@ class AirflowStack:
         """One REST call to the public API (``/api/v2`` + path) as the admin user; the JSON answer."""
         self._check_alive()
         headers = {"Authorization": f"Bearer {self.token()}", **kwargs.pop("headers", {})}
-        response = requests.request(method, f"{self.url}/api/v2{path}", headers=headers, timeout=30, **kwargs)
+        try:
+            response = requests.request(
+                method, f"{self.url}/api/v2{path}", headers=headers, timeout=API_TIMEOUT_S, **kwargs
+            )
+        except requests.Timeout:
+            raise StackError(f"{method} {path}: no answer in {API_TIMEOUT_S} s\n{self.log_tails()}") from None
         expected = (expect,) if isinstance(expect, int) else expect
         if response.status_code not in expected:
             raise StackError(f"{method} {path} answered {response.status_code}: {response.text[:2000]}")
