@@ -62,7 +62,7 @@ _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header, or the end r
 _HTML_STARTS = (b"<!doctype html", b"<html", b"<?xml")
 # Transfer codings the HTTP client undoes itself (chunked) or that change nothing; gzip is undone here.
 _PLAIN_TRANSFER_CODINGS = frozenset({"chunked", "identity"})
-_GZIP_TRANSFER_CODINGS = (["gzip"], ["x-gzip"])
+_GZIP_TRANSFER_CODINGS = (("gzip",), ("x-gzip",))
 
 
 class DownloadResult(TypedDict):
@@ -193,8 +193,9 @@ class ArtefactDownload:
         self.filename, refused = server_filename(headers.get("Content-Disposition"))
         if refused is not None:
             log.warning("Edge Impulse GET %s: not using the file name the server gave: %s", path, scrub(refused))
-        codings = (headers.get("Transfer-Encoding") or "").lower().split(",")
-        self.transfer_codings = [c.strip() for c in codings if c.strip() and c.strip() not in _PLAIN_TRANSFER_CODINGS]
+        codings = (c.strip() for c in (headers.get("Transfer-Encoding") or "").lower().split(","))
+        self.transfer_codings = tuple(c for c in codings if c and c not in _PLAIN_TRANSFER_CODINGS)
+        self.gzip_coded = self.transfer_codings in _GZIP_TRANSFER_CODINGS
         self.store: _LocalStore | _ObjectStore = _ObjectStore() if is_object_path(dest) else _LocalStore()
         self.into_directory = dest.is_dir() if into_directory is None else into_directory
         self.head = b""
@@ -210,7 +211,7 @@ class ArtefactDownload:
         directory = self.dest if self.into_directory else self.dest.parent
         store = self.store
         with _Deadline(self.response, self.deadline) as deadline:
-            if self.transfer_codings and self.transfer_codings not in _GZIP_TRANSFER_CODINGS:
+            if self.transfer_codings and not self.gzip_coded:
                 raise self.error(
                     f"download arrived in the transfer coding {', '.join(self.transfer_codings)!r}, which cannot be "
                     "undone here (gzip can); nothing was saved"
@@ -244,7 +245,7 @@ class ArtefactDownload:
         }
 
     def _read(self, deadline: _Deadline, out: Any, *, limit: int | None = None) -> None:
-        gunzip = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if self.transfer_codings else None
+        gunzip = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if self.gzip_coded else None
         try:
             for received in self.response.iter_content(chunk_size=DOWNLOAD_CHUNK_BYTES):
                 for chunk in (received,) if gunzip is None else _inflated(gunzip, received):

@@ -74,10 +74,14 @@ class OutageLog:
 
     def __init__(self, what: str, *, plan: str, logger: _Logger = log) -> None:
         self.what = what
-        self.plan = plan
+        self._plan = plan
         self.logger = logger
         self._since: float | None = None
         self._failed_reads = 0
+
+    @property
+    def plan(self) -> str:
+        return self._plan
 
     @property
     def in_outage(self) -> bool:
@@ -120,10 +124,7 @@ class OutageWatch(OutageLog):
     ) -> None:
         self.floor = clamp_seconds(floor, low=0.001, high=OUTAGE_CAP_S, default=OUTAGE_FLOOR_S)
         self.cap = clamp_seconds(cap, low=self.floor, high=OUTAGE_CAP_S, default=OUTAGE_CAP_S)
-        backoff = f"({self.floor:g} s to {self.cap:g} s)"
-        super().__init__(
-            what, plan=f"reads again with backoff {backoff} until Studio answers or the deadline passes", logger=logger
-        )
+        super().__init__(what, plan="", logger=logger)  # worded by ``plan`` when an outage is logged
         self._policy: RetryPolicy | None = None
 
     @classmethod
@@ -134,6 +135,13 @@ class OutageWatch(OutageLog):
         """
         floor = min(OUTAGE_FLOOR_S, poll_interval)
         return cls(what, floor=floor, cap=max(floor, min(OUTAGE_CAP_S, slowest)), logger=logger)
+
+    @property
+    def plan(self) -> str:
+        # Worded here, not when made: a triggerer makes a watch per wait, and most never see an outage.
+        return (
+            f"reads again with backoff ({self.floor:g} s to {self.cap:g} s) until Studio answers or the deadline passes"
+        )
 
     @property
     def policy(self) -> RetryPolicy:

@@ -235,6 +235,16 @@ def test_a_gzip_transfer_coding_cut_short_is_not_saved(scripted_hook: Any, tmp_p
     assert leftovers(tmp_path) == []
 
 
+def test_a_corrupt_gzip_transfer_coding_is_an_error_and_not_saved(scripted_hook: Any, tmp_path: Path) -> None:
+    packed = bytearray(gzip.compress(bytes(range(256)) * 400))
+    packed[12:40] = b"\xff" * 28  # the deflate stream's first block, past the gzip header
+    head = response_head(Content_Type="application/octet-stream", Transfer_Encoding="gzip", Connection="close")
+    hook = scripted_hook(send(head + bytes(packed)))
+    with pytest.raises(EdgeImpulseAPIError, match="gzip transfer coding is corrupt"):
+        hook.download_deployment(tmp_path / "firmware.bin", "runner-linux-aarch64", "tflite")
+    assert leftovers(tmp_path) == []
+
+
 def test_a_transfer_coding_that_cannot_be_undone_is_refused(scripted_hook: Any, tmp_path: Path) -> None:
     head = response_head(Content_Type="application/octet-stream", Transfer_Encoding="br, chunked")
     hook = scripted_hook(send(head + chunked(b"\x0b\x02\x80hello\x03")))
