@@ -649,12 +649,23 @@ class AirflowStack:
         """One REST call to the public API (``/api/v2`` + path) as the admin user; the JSON answer."""
         self._check_alive()
         headers = {"Authorization": f"Bearer {self.token()}", **kwargs.pop("headers", {})}
+        return self._rest(requests.request, method, f"/api/v2{path}", expect=expect, headers=headers, **kwargs)
+
+    def _rest(
+        self,
+        send: Callable[..., requests.Response],
+        method: str,
+        path: str,
+        *,
+        expect: int | tuple[int, ...],
+        **kwargs: Any,
+    ) -> Any:
+        """``send`` one call to the stack's ``path``; the JSON answer, or an error naming what came instead."""
         try:
-            response = requests.request(
-                method, f"{self.url}/api/v2{path}", headers=headers, timeout=API_TIMEOUT_S, **kwargs
-            )
+            response = send(method, f"{self.url}{path}", timeout=API_TIMEOUT_S, **kwargs)
         except requests.Timeout:
-            raise StackError(f"{method} {path}: no answer in {API_TIMEOUT_S} s\n{self.log_tails()}") from None
+            # Not a StackError: a poll (``wait_until``) asks again, as it did when the answer timed out.
+            raise TimeoutError(f"{method} {path}: no answer in {API_TIMEOUT_S} s\n{self.log_tails()}") from None
         expected = (expect,) if isinstance(expect, int) else expect
         if response.status_code not in expected:
             raise StackError(f"{method} {path} answered {response.status_code}: {response.text[:2000]}")

@@ -177,8 +177,4 @@ class Airflow2Stack(AirflowStack):
     def api(self, method: str, path: str, *, expect: int | tuple[int, ...] = 200, **kwargs: Any) -> Any:
         """One REST call to the REST API v1 (``/api/v1`` + path) as the admin user; the JSON answer."""
         self._check_alive()
-        response = self._session.request(method, f"{self.url}/api/v1{path}", timeout=30, **kwargs)
-        expected = (expect,) if isinstance(expect, int) else expect
-        if response.status_code not in expected:
-            raise StackError(f"{method} {path} answered {response.status_code}: {response.text[:2000]}")
-        return response.json() if response.content else None
+        return self._rest(self._session.request, method, f"/api/v1{path}", expect=expect, **kwargs)
