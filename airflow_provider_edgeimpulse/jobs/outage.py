@@ -138,7 +138,7 @@ class OutageWatch(OutageLog):
 
     @property
     def plan(self) -> str:
-        # Worded here, not when made: a triggerer makes a watch per wait, and most never see an outage.
+        # Worded here, not when made: a wait makes a watch for each read outside an outage, and most never see one.
         return (
             f"reads again with backoff ({self.floor:g} s to {self.cap:g} s) until Studio answers or the deadline passes"
         )
